@@ -1,0 +1,172 @@
+//! Daemon configuration: built-in defaults, then a TOML file, then `MARKETD_*`
+//! environment variables and flags (clap merges those two), each overriding the last.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Every bound the daemon enforces, named so that hitting one is an answer, not a crash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Commands waiting for the store writer; a full queue answers 503.
+    pub write_queue_max: usize,
+    /// Commands applied in one write transaction (one fsync).
+    pub write_batch_max: usize,
+    /// Live reservations held in memory at once.
+    pub reservations_max: usize,
+    /// SKUs the reservation table has room for.
+    pub skus_max: usize,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub connections_max: usize,
+    /// Lines in one reservation, order or stock upload.
+    pub lines_max: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub drain_timeout_s: u64,
+    /// Reservations the expiry sweeper looks at per tick.
+    pub sweep_slots_per_tick: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            write_queue_max: 65_536,
+            write_batch_max: 4_096,
+            reservations_max: 1 << 18,
+            skus_max: 1 << 18,
+            connections_max: 4_096,
+            lines_max: 1_000,
+            drain_timeout_s: 10,
+            sweep_slots_per_tick: 65_536,
+        }
+    }
+}
+
+/// The settings a TOML file may hold. Unknown keys are refused, so a typo is loud.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// ISO 4217 code of the one currency all money is in.
+    pub currency: String,
+    /// Where operator alerts go, if anywhere.
+    pub alerts_url: Option<String>,
+    pub alerts_secret: Option<String>,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("marketd-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            log_format: LogFormat::Pretty,
+            currency: "USD".to_owned(),
+            alerts_url: None,
+            alerts_secret: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// What went wrong loading the configuration.
+#[derive(Debug)]
+pub enum ConfigError {
+    Read(PathBuf, std::io::Error),
+    Parse(PathBuf, String),
+    Invalid(String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read(path, e) => write!(f, "cannot read config {}: {e}", path.display()),
+            Self::Parse(path, e) => write!(f, "config {} is not valid: {e}", path.display()),
+            Self::Invalid(why) => write!(f, "invalid configuration: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e.to_string()))
+    }
+
+    /// Checks what the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.currency;
+        if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ConfigError::Invalid(format!(
+                "currency {c:?} is not an ISO 4217 code such as USD"
+            )));
+        }
+        let l = &self.limits;
+        let positive = [
+            ("write_queue_max", l.write_queue_max),
+            ("write_batch_max", l.write_batch_max),
+            ("reservations_max", l.reservations_max),
+            ("skus_max", l.skus_max),
+            ("connections_max", l.connections_max),
+            ("lines_max", l.lines_max),
+            ("sweep_slots_per_tick", l.sweep_slots_per_tick),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!(
+                "limits.{name} must be above 0"
+            )));
+        }
+        if l.reservations_max > u32::MAX as usize || l.skus_max > u32::MAX as usize {
+            return Err(ConfigError::Invalid(
+                "limits.reservations_max and limits.skus_max must fit in 32 bits".into(),
+            ));
+        }
+        if self.alerts_url.is_some() != self.alerts_secret.is_some() {
+            return Err(ConfigError::Invalid(
+                "alerts_url and alerts_secret go together".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_overrides_defaults_and_refuses_unknown_keys() {
+        let c: Config =
+            toml::from_str("listen = \"127.0.0.1:9000\"\n[limits]\nlines_max = 5\n").unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.limits.lines_max, 5);
+        assert_eq!(c.limits.write_batch_max, Limits::default().write_batch_max);
+        assert!(toml::from_str::<Config>("listne = \"x\"").is_err());
+    }
+
+    #[test]
+    fn validate_rejects_bad_currency_and_zero_limits() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        c.currency = "usd".into();
+        assert!(c.validate().is_err());
+        c.currency = "EUR".into();
+        c.limits.write_batch_max = 0;
+        assert!(c.validate().is_err());
+    }
+}

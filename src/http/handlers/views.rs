@@ -1,0 +1,77 @@
+//! Records as the API shows them. Secrets appear only where the contract says:
+//! a supplier's webhook secret on creation and rotation, a channel's api key and
+//! secret on creation.
+
+use serde_json::{Value, json};
+
+use crate::clock::format_rfc3339;
+use crate::domain::{Channel, Event, Fulfillment, Offer, Order, Sku, Supplier};
+
+pub fn supplier(s: &Supplier, show_secret: bool) -> Value {
+    let mut v = json!({
+        "id": s.id, "name": s.name, "webhook_url": s.webhook_url,
+        "sla": {"ack_within_s": s.sla.ack_within_s, "ship_within_s": s.sla.ship_within_s,
+                "deliver_within_s": s.sla.deliver_within_s},
+        "on_ack_timeout": s.on_ack_timeout, "commission_bps": s.commission_bps,
+        "breach_penalty": s.breach_penalty, "status": s.status.as_str(),
+        "created_at": format_rfc3339(s.created_at_ms), "updated_at": format_rfc3339(s.updated_at_ms),
+    });
+    if show_secret {
+        v["webhook_secret"] = json!(s.webhook_secret);
+    }
+    v
+}
+
+pub fn sku(s: &Sku) -> Value {
+    json!({
+        "sku": s.sku, "product": s.product, "title": s.title, "attributes": s.attributes,
+        "price": s.price, "safety_stock": s.safety_stock,
+        "created_at": format_rfc3339(s.created_at_ms), "updated_at": format_rfc3339(s.updated_at_ms),
+    })
+}
+
+pub fn offer(o: &Offer) -> Value {
+    json!({"sku": o.sku, "supplier": o.supplier, "supplier_sku": o.supplier_sku, "priority": o.priority})
+}
+
+pub fn channel(c: &Channel, api_key: Option<&str>) -> Value {
+    let mut v = json!({
+        "id": c.id, "name": c.name, "webhook_url": c.webhook_url,
+        "buffer_units": c.buffer_units, "buffer_pct": c.buffer_pct,
+        "created_at": format_rfc3339(c.created_at_ms), "updated_at": format_rfc3339(c.updated_at_ms),
+    });
+    if let Some(key) = api_key {
+        v["api_key"] = json!(key);
+        v["webhook_secret"] = json!(c.webhook_secret);
+    }
+    v
+}
+
+pub fn event(e: &Event) -> Value {
+    let data: Value = serde_json::from_str(&e.data_json).unwrap_or(Value::Null);
+    json!({"seq": e.seq, "at": format_rfc3339(e.at_ms), "type": e.kind, "actor": e.actor,
+           "subject": e.subject, "data": data})
+}
+
+pub fn fulfillment(f: &Fulfillment) -> Value {
+    json!({
+        "id": f.id, "supplier": f.supplier, "status": f.status.as_str(),
+        "lines": f.lines.iter().map(|l| json!({"sku": l.sku, "supplier_sku": l.supplier_sku, "qty": l.qty})).collect::<Vec<_>>(),
+        "deadlines": {"ack_by": format_rfc3339(f.ack_by_ms), "ship_by": format_rfc3339(f.ship_by_ms),
+                      "deliver_by": format_rfc3339(f.deliver_by_ms)},
+        "tracking": f.tracking.as_ref().map(|t| json!({"carrier": t.carrier,
+            "tracking_number": t.tracking_number, "tracking_url": t.tracking_url})),
+    })
+}
+
+pub fn order(o: &Order) -> Value {
+    json!({
+        "id": o.id, "channel": o.channel, "status": o.status.as_str(),
+        "created_at": format_rfc3339(o.created_at_ms), "updated_at": format_rfc3339(o.updated_at_ms),
+        "customer": o.customer, "ship_to": o.ship_to,
+        "lines": o.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty, "price": l.price})).collect::<Vec<_>>(),
+        "total": o.total,
+        "fulfillments": o.fulfillments.iter().map(fulfillment).collect::<Vec<_>>(),
+        "unfulfillable": o.unfulfillable.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,177 @@
+//! What memory keeps in front of the store for the hot path: the reservation table
+//! and the lookups a checkout needs (SKU → table slot, channel buffers, api keys,
+//! listings). All of it is derived from the store: rebuilt at start-up, then moved
+//! only by the store writer after a commit.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use redb::{ReadTransaction, ReadableTable};
+
+use crate::domain::{Channel, Position, Sku, Supplier, SupplierStatus};
+use crate::problem::Problem;
+use crate::reservations::{Buffer, ReservationTable};
+use crate::store::{StoreError, codec, tables};
+
+/// A channel as the hot path needs it.
+#[derive(Debug, Clone)]
+pub struct ChannelView {
+    pub id: Arc<str>,
+    pub buffer: Buffer,
+}
+
+pub struct Live {
+    pub table: ReservationTable,
+    sku_slots: papaya::HashMap<String, u32>,
+    /// slot → SKU id, set once when the slot is handed out.
+    sku_names: Box<[OnceLock<Arc<str>>]>,
+    next_sku_slot: AtomicU32,
+    channels: papaya::HashMap<String, ChannelView>,
+    channel_keys: papaya::HashMap<[u8; 32], Arc<str>>,
+    listings: papaya::HashMap<(String, String), String>,
+}
+
+impl Live {
+    pub fn new(skus_max: usize, reservations_max: usize) -> Self {
+        Self {
+            table: ReservationTable::new(skus_max, reservations_max),
+            sku_slots: papaya::HashMap::new(),
+            sku_names: (0..skus_max).map(|_| OnceLock::new()).collect(),
+            next_sku_slot: AtomicU32::new(0),
+            channels: papaya::HashMap::new(),
+            channel_keys: papaya::HashMap::new(),
+            listings: papaya::HashMap::new(),
+        }
+    }
+
+    pub fn sku_slot(&self, sku: &str) -> Option<u32> {
+        self.sku_slots.pin().get(sku).copied()
+    }
+
+    /// The slot of a SKU, giving it one if new. Called only by the store writer
+    /// (and at start-up), so slots are handed out by one thread.
+    pub fn ensure_sku_slot(&self, sku: &str) -> Result<u32, Problem> {
+        if let Some(slot) = self.sku_slot(sku) {
+            return Ok(slot);
+        }
+        let slot = self.next_sku_slot.load(Ordering::Relaxed);
+        if slot as usize >= self.table.skus_max() {
+            return Err(Problem::busy(format!(
+                "the reservation table is full ({} SKUs); raise limits.skus_max",
+                self.table.skus_max()
+            )));
+        }
+        self.next_sku_slot.store(slot + 1, Ordering::Relaxed);
+        let _ = self.sku_names[slot as usize].set(Arc::from(sku));
+        self.sku_slots.pin().insert(sku.to_owned(), slot);
+        Ok(slot)
+    }
+
+    /// The SKU a slot was handed out to.
+    pub fn sku_name(&self, slot: u32) -> Option<Arc<str>> {
+        self.sku_names.get(slot as usize)?.get().cloned()
+    }
+
+    /// Whether a new SKU would still find a slot.
+    pub fn has_room_for_sku(&self) -> bool {
+        (self.next_sku_slot.load(Ordering::Relaxed) as usize) < self.table.skus_max()
+    }
+
+    pub fn channel(&self, id: &str) -> Option<ChannelView> {
+        self.channels.pin().get(id).cloned()
+    }
+
+    pub fn channel_by_key_hash(&self, hash: &[u8; 32]) -> Option<Arc<str>> {
+        self.channel_keys.pin().get(hash).cloned()
+    }
+
+    pub fn listing_sku(&self, channel: &str, listing: &str) -> Option<String> {
+        self.listings
+            .pin()
+            .get(&(channel.to_owned(), listing.to_owned()))
+            .cloned()
+    }
+
+    pub fn put_channel(&self, channel: &Channel) {
+        let view = ChannelView {
+            id: Arc::from(channel.id.as_str()),
+            buffer: Buffer {
+                units: channel.buffer_units,
+                pct: channel.buffer_pct,
+            },
+        };
+        self.channel_keys
+            .pin()
+            .insert(channel.api_key_hash, view.id.clone());
+        self.channels.pin().insert(channel.id.clone(), view);
+    }
+
+    pub fn put_listing(&self, channel: &str, listing: &str, sku: &str) {
+        self.listings
+            .pin()
+            .insert((channel.to_owned(), listing.to_owned()), sku.to_owned());
+    }
+
+    /// Builds everything from the committed store.
+    pub fn rebuild(&self, txn: &ReadTransaction) -> Result<(), StoreError> {
+        let skus = txn.open_table(tables::SKUS)?;
+        for entry in skus.iter()? {
+            let (_, v) = entry?;
+            let sku: Sku = codec::decode(v.value())?;
+            let slot = self
+                .ensure_sku_slot(&sku.sku)
+                .map_err(|p| StoreError::Db(p.detail))?;
+            self.table.set_safety_stock(slot, sku.safety_stock);
+        }
+        let approved = approved_suppliers(txn)?;
+        let positions = txn.open_table(tables::POSITIONS)?;
+        let mut totals = vec![(0u64, 0u64); self.table.skus_max()];
+        for entry in positions.iter()? {
+            let (k, v) = entry?;
+            let (supplier, sku) = k.value();
+            let (Some(slot), true) = (self.sku_slot(sku), approved.iter().any(|s| s == supplier))
+            else {
+                continue;
+            };
+            let p: Position = codec::decode(v.value())?;
+            let t = &mut totals[slot as usize];
+            t.0 += p.on_hand as u64;
+            t.1 += p.allocated as u64;
+        }
+        for (slot, (on_hand, allocated)) in totals.into_iter().enumerate() {
+            if on_hand + allocated > 0 {
+                self.table
+                    .set_totals(slot as u32, clamp_u32(on_hand), clamp_u32(allocated));
+            }
+        }
+        let channels = txn.open_table(tables::CHANNELS)?;
+        for entry in channels.iter()? {
+            let (_, v) = entry?;
+            self.put_channel(&codec::decode::<Channel>(v.value())?);
+        }
+        let listings = txn.open_table(tables::LISTINGS)?;
+        for entry in listings.iter()? {
+            let (k, v) = entry?;
+            let (channel, listing) = k.value();
+            self.put_listing(channel, listing, v.value());
+        }
+        Ok(())
+    }
+}
+
+fn clamp_u32(v: u64) -> u32 {
+    v.min(u32::MAX as u64) as u32
+}
+
+fn approved_suppliers(txn: &ReadTransaction) -> Result<Vec<String>, StoreError> {
+    let suppliers = txn.open_table(tables::SUPPLIERS)?;
+    let mut out = Vec::new();
+    for entry in suppliers.iter()? {
+        let (_, v) = entry?;
+        let s: Supplier = codec::decode(v.value())?;
+        if s.status == SupplierStatus::Approved {
+            out.push(s.id);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,5 @@
+//! The `marketd` binary: everything lives in the library; this only hands over.
+
+fn main() -> std::process::ExitCode {
+    marketd::cli::main()
+}

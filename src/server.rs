@@ -1,0 +1,149 @@
+//! `marketd serve`: open the store, rebuild memory from it, start the writer and the
+//! timers, serve HTTP until a signal, then drain and commit.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http;
+use crate::http::endpoint::ROUTES;
+use crate::live::Live;
+use crate::metrics::HttpMetrics;
+use crate::secret;
+use crate::store::{Store, Writer};
+
+/// The operator token's file inside the data directory.
+pub const OPERATOR_TOKEN_FILE: &str = "operator.token";
+/// How often the reservation sweeper runs.
+pub const SWEEP_INTERVAL_MS: u64 = 250;
+
+/// Everything a request handler can reach.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub writer: Writer,
+    pub live: Arc<Live>,
+    pub clock: Arc<dyn Clock>,
+    pub operator_token: String,
+    pub http_metrics: HttpMetrics,
+}
+
+impl App {
+    /// Opens the store in the configured data directory and rebuilds memory from it.
+    pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Self>, String> {
+        config.validate().map_err(|e| e.to_string())?;
+        let store = Store::open(&config.data_dir).map_err(|e| e.to_string())?;
+        let live = Arc::new(Live::new(
+            config.limits.skus_max,
+            config.limits.reservations_max,
+        ));
+        live.rebuild(&store.read().map_err(|e| e.to_string())?)
+            .map_err(|e| format!("cannot rebuild memory from the store: {e}"))?;
+        let writer = Writer::start(
+            store.database().clone(),
+            clock.clone(),
+            config.limits.write_queue_max,
+            config.limits.write_batch_max,
+        )
+        .map_err(|e| e.to_string())?;
+        let operator_token = load_or_create_token(&config.data_dir)?;
+        Ok(Arc::new(Self {
+            http_metrics: HttpMetrics::new(ROUTES.iter().map(|r| r.1)),
+            config,
+            store,
+            writer,
+            live,
+            clock,
+            operator_token,
+        }))
+    }
+}
+
+/// Reads the operator token, or makes one (mode 0600) and prints it once.
+fn load_or_create_token(data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join(OPERATOR_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+        Ok(_) => {
+            return Err(format!(
+                "{} is empty; delete it to make a new token",
+                path.display()
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    let token = secret::new_token("mko_");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(format!("{token}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // Printed once, on stdout, never through the log.
+    println!("operator token (saved in {}): {token}", path.display());
+    Ok(token)
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> Result<(), String> {
+    let app = App::open(config, Arc::new(SystemClock))?;
+    let listener = TcpListener::bind(app.config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", app.config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, data = %app.config.data_dir.display(), "marketd serving");
+    // Tests and scripts read this line to find the port when listening on :0.
+    println!("marketd listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    let sweeper = tokio::spawn(sweep_reservations(app.clone()));
+    http::serve(listener, app.clone(), shutdown_signal()).await;
+    sweeper.abort();
+    app.writer.shutdown();
+    tracing::info!("marketd stopped");
+    Ok(())
+}
+
+/// Gives back the units of expired reservations, a bounded number of slots a tick.
+async fn sweep_reservations(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(SWEEP_INTERVAL_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let now_ms = app.clock.now_ms();
+        app.live
+            .table
+            .sweep(now_ms, app.config.limits.sweep_slots_per_tick);
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested: draining");
+}

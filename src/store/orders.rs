@@ -1,0 +1,277 @@
+//! Store commands for checkout: placing an order routes its lines to suppliers,
+//! allocates their units, and records the idempotency key, all in one transaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use redb::ReadableTable;
+use serde_json::json;
+
+use super::catalog::decode_opt;
+use super::{Tx, codec, tables};
+use crate::domain::routing::{self, Candidate};
+use crate::domain::{
+    Address, Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, IdempotencyRecord, Offer,
+    Order, OrderLine, OrderStatus, Position, Sku, Supplier, SupplierStatus, Want,
+};
+use crate::ids;
+use crate::live::Live;
+use crate::problem::Problem;
+use crate::reservations::HeldLine;
+
+/// An order as the checkout hands it to the store: SKUs resolved, units taken.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub channel: String,
+    pub actor: String,
+    pub idempotency_key: String,
+    pub body_sha256: [u8; 32],
+    pub customer: Customer,
+    pub ship_to: Address,
+    /// (sku, qty) in the order the storefront sent them.
+    pub lines: Vec<(String, u32)>,
+    /// The units taken in the reservation table for these lines.
+    pub held: Vec<HeldLine>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Placed {
+    /// A new order, committed.
+    Created(Order),
+    /// The same key and body were seen before: that order, unchanged.
+    Replayed(Order),
+}
+
+/// Looks up an earlier order under the same channel and key. `Err` when the key was
+/// used for a different request.
+pub fn find_replay(
+    txn: &impl IdempotencyReader,
+    channel: &str,
+    key: &str,
+    body_sha256: &[u8; 32],
+) -> Result<Option<Order>, Problem> {
+    let Some(record) = txn.idempotency(channel, key)? else {
+        return Ok(None);
+    };
+    if &record.body_sha256 != body_sha256 {
+        return Err(Problem::invalid(format!(
+            "Idempotency-Key {key:?} was already used for a different request"
+        ))
+        .with("order", json!(record.order)));
+    }
+    txn.order(&record.order)?
+        .map(Some)
+        .ok_or_else(|| Problem::internal(format!("order {} is missing", record.order)))
+}
+
+/// Read access needed to answer a replayed request, from a read or write transaction.
+pub trait IdempotencyReader {
+    fn idempotency(&self, channel: &str, key: &str) -> Result<Option<IdempotencyRecord>, Problem>;
+    fn order(&self, id: &str) -> Result<Option<Order>, Problem>;
+}
+
+macro_rules! idempotency_reader {
+    ($t:ty) => {
+        impl IdempotencyReader for $t {
+            fn idempotency(
+                &self,
+                channel: &str,
+                key: &str,
+            ) -> Result<Option<IdempotencyRecord>, Problem> {
+                decode_opt(self.open_table(tables::IDEMPOTENCY)?.get((channel, key))?)
+            }
+            fn order(&self, id: &str) -> Result<Option<Order>, Problem> {
+                decode_opt(self.open_table(tables::ORDERS)?.get(id)?)
+            }
+        }
+    };
+}
+idempotency_reader!(redb::ReadTransaction);
+idempotency_reader!(redb::WriteTransaction);
+
+/// Places an order: routes, allocates, records. Refuses (writing nothing) when the
+/// suppliers' committed positions cannot cover a line any more.
+pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<Placed, Problem> {
+    if let Some(order) = find_replay(tx.txn, &new.channel, &new.idempotency_key, &new.body_sha256)?
+    {
+        return Ok(Placed::Replayed(order));
+    }
+    let mut lines = Vec::with_capacity(new.lines.len());
+    let mut total: u64 = 0;
+    {
+        let skus = tx.txn.open_table(tables::SKUS)?;
+        for (sku, qty) in &new.lines {
+            let record: Sku = decode_opt(skus.get(sku.as_str())?)?
+                .ok_or_else(|| Problem::invalid(format!("unknown SKU {sku:?}")))?;
+            total = (record.price)
+                .checked_mul(*qty as u64)
+                .and_then(|v| v.checked_add(total))
+                .ok_or_else(|| Problem::invalid("order total is too large"))?;
+            lines.push(OrderLine {
+                sku: sku.clone(),
+                qty: *qty,
+                price: record.price,
+            });
+        }
+    }
+    let wants: Vec<Want<'_>> = new
+        .lines
+        .iter()
+        .map(|(sku, qty)| Want { sku, qty: *qty })
+        .collect();
+    let candidates = load_candidates(tx, &wants)?;
+    let routed = routing::route(&wants, |sku| {
+        candidates.get(sku).cloned().unwrap_or_default()
+    });
+    if !routed.unplaced.is_empty() {
+        let report: Vec<_> = routed
+            .unplaced
+            .iter()
+            .map(|(sku, short)| json!({"sku": sku, "requested": short, "available": 0}))
+            .collect();
+        return Err(Problem::conflict(
+            "insufficient-stock",
+            "Insufficient stock",
+            "suppliers' latest reports no longer cover these lines",
+        )
+        .with("lines", json!(report)));
+    }
+    let order_id = ids::new(ids::Kind::Order, tx.now_ms);
+    let fulfillments = build_fulfillments(tx, &routed.allocations)?;
+    let order = Order {
+        id: order_id.clone(),
+        channel: new.channel.clone(),
+        status: OrderStatus::Routed,
+        created_at_ms: tx.now_ms,
+        updated_at_ms: tx.now_ms,
+        customer: new.customer,
+        ship_to: new.ship_to,
+        lines,
+        total,
+        fulfillments,
+        unfulfillable: Vec::new(),
+    };
+    allocate(tx, &routed.allocations)?;
+    save_order(tx, &order)?;
+    {
+        let mut index = tx.txn.open_table(tables::FULFILLMENTS)?;
+        for f in &order.fulfillments {
+            index.insert(f.id.as_str(), order_id.as_str())?;
+        }
+        let record = IdempotencyRecord {
+            order: order_id.clone(),
+            body_sha256: new.body_sha256,
+        };
+        tx.txn.open_table(tables::IDEMPOTENCY)?.insert(
+            (new.channel.as_str(), new.idempotency_key.as_str()),
+            codec::encode(&record).as_slice(),
+        )?;
+    }
+    tx.event("order.created", &new.actor, &order_id, json!({"channel": order.channel,
+        "lines": order.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty, "price": l.price})).collect::<Vec<_>>(),
+        "total": order.total}))?;
+    for f in &order.fulfillments {
+        tx.event("fulfillment.routed", "marketd", &order_id, json!({"fulfillment": f.id,
+            "supplier": f.supplier,
+            "lines": f.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty})).collect::<Vec<_>>()}))?;
+    }
+    let (live, held) = (live.clone(), new.held);
+    tx.after_commit(move || {
+        for line in held {
+            live.table.allocate_taken(line.sku_slot, line.qty);
+        }
+    });
+    Ok(Placed::Created(order))
+}
+
+pub fn save_order(tx: &Tx<'_>, order: &Order) -> Result<(), Problem> {
+    tx.txn
+        .open_table(tables::ORDERS)?
+        .insert(order.id.as_str(), codec::encode(order).as_slice())?;
+    Ok(())
+}
+
+/// Every approved supplier with an offer for each SKU, with its unallocated units.
+fn load_candidates(
+    tx: &Tx<'_>,
+    wants: &[Want<'_>],
+) -> Result<BTreeMap<String, Vec<Candidate>>, Problem> {
+    let offers = tx.txn.open_table(tables::OFFERS)?;
+    let suppliers = tx.txn.open_table(tables::SUPPLIERS)?;
+    let positions = tx.txn.open_table(tables::POSITIONS)?;
+    let mut out: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    for want in wants {
+        if out.contains_key(want.sku) {
+            continue;
+        }
+        let mut list = Vec::new();
+        for entry in offers.range((want.sku, "")..)? {
+            let (k, v) = entry?;
+            if k.value().0 != want.sku {
+                break;
+            }
+            let offer: Offer = codec::decode(v.value())?;
+            let s: Option<Supplier> = decode_opt(suppliers.get(offer.supplier.as_str())?)?;
+            if s.is_none_or(|s| s.status != SupplierStatus::Approved) {
+                continue;
+            }
+            let p: Position = decode_opt(positions.get((offer.supplier.as_str(), want.sku))?)?
+                .unwrap_or_default();
+            list.push(Candidate {
+                supplier: offer.supplier,
+                supplier_sku: offer.supplier_sku,
+                priority: offer.priority,
+                unallocated: p.unallocated(),
+            });
+        }
+        out.insert(want.sku.to_owned(), list);
+    }
+    Ok(out)
+}
+
+/// One fulfillment per supplier, in the order suppliers were first chosen, with
+/// deadlines from the supplier's SLA as it is now.
+fn build_fulfillments(
+    tx: &Tx<'_>,
+    allocations: &[routing::Allocation],
+) -> Result<Vec<Fulfillment>, Problem> {
+    let suppliers = tx.txn.open_table(tables::SUPPLIERS)?;
+    let mut out: Vec<Fulfillment> = Vec::new();
+    for a in allocations {
+        let line = FulfillmentLine {
+            sku: a.sku.clone(),
+            supplier_sku: a.supplier_sku.clone(),
+            qty: a.qty,
+        };
+        if let Some(f) = out.iter_mut().find(|f| f.supplier == a.supplier) {
+            f.lines.push(line);
+            continue;
+        }
+        let s: Supplier = decode_opt(suppliers.get(a.supplier.as_str())?)?
+            .ok_or_else(|| Problem::internal(format!("supplier {} vanished", a.supplier)))?;
+        let now = tx.now_ms;
+        out.push(Fulfillment {
+            id: ids::new(ids::Kind::Fulfillment, now),
+            supplier: a.supplier.clone(),
+            status: FulfillmentStatus::Routed,
+            lines: vec![line],
+            ack_by_ms: now + s.sla.ack_within_s * 1000,
+            ship_by_ms: now + s.sla.ship_within_s * 1000,
+            deliver_by_ms: now + s.sla.deliver_within_s * 1000,
+            tracking: None,
+            created_at_ms: now,
+        });
+    }
+    Ok(out)
+}
+
+fn allocate(tx: &Tx<'_>, allocations: &[routing::Allocation]) -> Result<(), Problem> {
+    let mut positions = tx.txn.open_table(tables::POSITIONS)?;
+    for a in allocations {
+        let key = (a.supplier.as_str(), a.sku.as_str());
+        let mut p: Position = decode_opt(positions.get(key)?)?.unwrap_or_default();
+        p.allocated += a.qty;
+        positions.insert(key, codec::encode(&p).as_slice())?;
+    }
+    Ok(())
+}

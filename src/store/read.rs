@@ -1,0 +1,144 @@
+//! Reads: pages of records in key order, from one read transaction.
+
+use std::ops::Bound;
+
+use redb::{ReadTransaction, TableDefinition};
+use serde::de::DeserializeOwned;
+
+use super::{codec, tables};
+use crate::domain::{Event, Position};
+use crate::problem::Problem;
+
+/// Most records a filtered page looks at before it answers with what it found and a
+/// cursor to go on from, so a rare filter never scans the whole table in one request.
+pub const PAGE_SCAN_MAX: usize = 10_000;
+
+/// A page of records after `cursor` (exclusive) whose `keep` is true.
+pub fn page<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<&str, &[u8]>,
+    cursor: Option<&str>,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+) -> Result<(Vec<T>, Option<String>), Problem> {
+    let t = txn.open_table(table)?;
+    let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut items = Vec::new();
+    let mut last_key = None;
+    for (scanned, entry) in t.range::<&str>((start, Bound::Unbounded))?.enumerate() {
+        if items.len() == limit || scanned == PAGE_SCAN_MAX {
+            return Ok((items, last_key));
+        }
+        let (k, v) = entry?;
+        last_key = Some(k.value().to_owned());
+        let record: T = codec::decode(v.value())?;
+        if keep(&record) {
+            items.push(record);
+        }
+    }
+    Ok((items, None))
+}
+
+pub fn get<T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+) -> Result<Option<T>, Problem> {
+    let t = txn.open_table(table)?;
+    let value = t.get(key)?;
+    super::catalog::decode_opt(value)
+}
+
+/// Events with `seq > after`, oldest first.
+pub fn events_after(
+    txn: &ReadTransaction,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<Event>, Option<u64>), Problem> {
+    let t = txn.open_table(tables::EVENTS)?;
+    let mut items = Vec::new();
+    for entry in t.range((after + 1)..)? {
+        if items.len() == limit {
+            let next = items.last().map(|e: &Event| e.seq);
+            return Ok((items, next));
+        }
+        let (_, v) = entry?;
+        items.push(codec::decode(v.value())?);
+    }
+    Ok((items, None))
+}
+
+/// The timeline of one subject, oldest first, after `after`.
+pub fn subject_events(
+    txn: &ReadTransaction,
+    subject: &str,
+    after: u64,
+    limit: usize,
+) -> Result<(Vec<Event>, Option<u64>), Problem> {
+    let index = txn.open_table(tables::SUBJECT_EVENTS)?;
+    let events = txn.open_table(tables::EVENTS)?;
+    let mut items = Vec::new();
+    for entry in index.range((subject, after + 1)..)? {
+        let (k, _) = entry?;
+        let (s, seq) = k.value();
+        if s != subject {
+            break;
+        }
+        if items.len() == limit {
+            let next = items.last().map(|e: &Event| e.seq);
+            return Ok((items, next));
+        }
+        if let Some(v) = events.get(seq)? {
+            items.push(codec::decode(v.value())?);
+        }
+    }
+    Ok((items, None))
+}
+
+/// Every supplier position in a SKU: (supplier, position).
+pub fn positions_of_sku(
+    txn: &ReadTransaction,
+    sku: &str,
+) -> Result<Vec<(String, Position)>, Problem> {
+    let offers = txn.open_table(tables::OFFERS)?;
+    let positions = txn.open_table(tables::POSITIONS)?;
+    let mut out = Vec::new();
+    for entry in offers.range((sku, "")..)? {
+        let (k, _) = entry?;
+        let (offer_sku, supplier) = k.value();
+        if offer_sku != sku {
+            break;
+        }
+        let p: Position =
+            super::catalog::decode_opt(positions.get((supplier, sku))?)?.unwrap_or_default();
+        out.push((supplier.to_owned(), p));
+    }
+    Ok(out)
+}
+
+/// The SKU ids of a product, after `cursor`.
+pub fn product_skus(
+    txn: &ReadTransaction,
+    product: &str,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<String>, Option<String>), Problem> {
+    let t = txn.open_table(tables::PRODUCT_SKUS)?;
+    let start = (product, cursor.unwrap_or(""));
+    let mut items = Vec::new();
+    for entry in t.range(start..)? {
+        let (k, _) = entry?;
+        let (p, sku) = k.value();
+        if p != product {
+            break;
+        }
+        if cursor == Some(sku) {
+            continue;
+        }
+        if items.len() == limit {
+            return Ok((items.clone(), items.last().cloned()));
+        }
+        items.push(sku.to_owned());
+    }
+    Ok((items, None))
+}

@@ -1,0 +1,33 @@
+//! The redb tables. Keys are short strings or big-endian integers so range scans
+//! follow id (and so time) order; values are [`super::codec`] records unless noted.
+
+use redb::TableDefinition;
+
+/// `schema_version` → u32 (postcard record).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub const SUPPLIERS: TableDefinition<&str, &[u8]> = TableDefinition::new("suppliers");
+pub const SKUS: TableDefinition<&str, &[u8]> = TableDefinition::new("skus");
+/// (product, sku) → (): the SKUs of a product.
+pub const PRODUCT_SKUS: TableDefinition<(&str, &str), ()> = TableDefinition::new("product_skus");
+/// (sku, supplier) → Offer.
+pub const OFFERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("offers");
+/// (supplier, supplier_sku) → sku: resolves a supplier's own codes.
+pub const SUPPLIER_SKUS: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("supplier_skus");
+/// (supplier, sku) → Position: what the supplier reported and what is allocated to it.
+pub const POSITIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("positions");
+pub const CHANNELS: TableDefinition<&str, &[u8]> = TableDefinition::new("channels");
+/// SHA-256 of an api key → channel id.
+pub const CHANNEL_KEYS: TableDefinition<&[u8], &str> = TableDefinition::new("channel_keys");
+/// (channel, listing) → sku.
+pub const LISTINGS: TableDefinition<(&str, &str), &str> = TableDefinition::new("listings");
+/// seq → Event: the append-only audit trail.
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// (subject, seq) → (): the timeline of one subject (an order, a supplier, …).
+pub const SUBJECT_EVENTS: TableDefinition<(&str, u64), ()> = TableDefinition::new("subject_events");
+/// order id → Order (with its fulfillments).
+pub const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
+/// fulfillment id → order id.
+pub const FULFILLMENTS: TableDefinition<&str, &str> = TableDefinition::new("fulfillments");
+/// (channel, Idempotency-Key) → IdempotencyRecord.
+pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");

@@ -1,0 +1,279 @@
+//! The store writer: one thread, fed by a bounded crossbeam channel. It takes every
+//! command that is waiting (up to `write_batch_max`), applies them all in one redb
+//! write transaction, commits once (one fsync for the whole batch), then applies the
+//! in-memory effects of what was committed, in commit order, and answers each sender.
+//!
+//! Invariant: a sender hears "done" only after its change is on disk, and memory
+//! (the reservation table, caches) moves only after the commit that justifies it.
+//! Invariant: a command that refuses (returns a non-store [`Problem`]) has written
+//! nothing: commands check everything first, then write.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use redb::{Database, WriteTransaction};
+use serde_json::Value;
+
+use super::{StoreError, codec, tables};
+use crate::clock::{Clock, Millis};
+use crate::domain::Event;
+use crate::metrics::WriterMetrics;
+use crate::problem::Problem;
+
+/// Runs after the batch's commit with its outcome; answers the sender.
+type Reply = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+/// A command: applies itself inside the batch transaction and says how to answer.
+type Job = Box<dyn FnOnce(&mut Tx<'_>) -> Reply + Send>;
+/// An in-memory change made true by the commit.
+type Effect = Box<dyn FnOnce() + Send>;
+
+enum Msg {
+    Job(Job),
+    Stop,
+}
+
+/// What a command sees while it is applied: the transaction, the batch's time, and
+/// the audit trail.
+pub struct Tx<'a> {
+    pub txn: &'a WriteTransaction,
+    /// One instant for the whole batch, so every event in it agrees.
+    pub now_ms: Millis,
+    next_seq: u64,
+    effects: Vec<Effect>,
+    /// Set when a command met a store failure part-way: the batch is abandoned.
+    poisoned: Option<String>,
+}
+
+impl Tx<'_> {
+    /// Appends an event to the audit trail in this transaction; returns its seq.
+    pub fn event(
+        &mut self,
+        kind: &str,
+        actor: &str,
+        subject: &str,
+        data: Value,
+    ) -> Result<u64, Problem> {
+        let seq = self.next_seq;
+        let event = Event {
+            seq,
+            at_ms: self.now_ms,
+            kind: kind.to_owned(),
+            actor: actor.to_owned(),
+            subject: subject.to_owned(),
+            data_json: data.to_string(),
+        };
+        let mut events = self.txn.open_table(tables::EVENTS)?;
+        events.insert(seq, codec::encode(&event).as_slice())?;
+        let mut timeline = self.txn.open_table(tables::SUBJECT_EVENTS)?;
+        timeline.insert((subject, seq), ())?;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Schedules an in-memory change to happen once this batch is committed.
+    pub fn after_commit(&mut self, effect: impl FnOnce() + Send + 'static) {
+        self.effects.push(Box::new(effect));
+    }
+}
+
+/// The handle commands are sent through. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    sender: Sender<Msg>,
+    pub metrics: Arc<WriterMetrics>,
+    thread: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread over `db`.
+    pub fn start(
+        db: Arc<Database>,
+        clock: Arc<dyn Clock>,
+        queue_max: usize,
+        batch_max: usize,
+    ) -> Result<Self, StoreError> {
+        let next_seq = {
+            use redb::ReadableDatabase;
+            super::last_event_seq(&db.begin_read()?)? + 1
+        };
+        let (sender, receiver) = crossbeam_channel::bounded(queue_max);
+        let metrics = Arc::new(WriterMetrics::default());
+        let mut state = WriterThread {
+            db,
+            clock,
+            receiver,
+            batch_max,
+            next_seq,
+            metrics: metrics.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || state.run())
+            .map_err(|e| StoreError::Db(format!("cannot start the store writer: {e}")))?;
+        Ok(Self {
+            sender,
+            metrics,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Applies `command` in the next batch and answers once that batch is committed.
+    pub async fn write<R, F>(&self, command: F) -> Result<R, Problem>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, Problem> + Send + 'static,
+    {
+        let answer = self.submit(command)?;
+        answer
+            .await
+            .map_err(|_| Problem::from(StoreError::Closed))?
+    }
+
+    /// [`Writer::write`] for threads outside tokio (benchmarks, `check`).
+    pub fn write_blocking<R, F>(&self, command: F) -> Result<R, Problem>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, Problem> + Send + 'static,
+    {
+        let answer = self.submit(command)?;
+        answer
+            .blocking_recv()
+            .map_err(|_| Problem::from(StoreError::Closed))?
+    }
+
+    fn submit<R, F>(
+        &self,
+        command: F,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<R, Problem>>, Problem>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, Problem> + Send + 'static,
+    {
+        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |tx: &mut Tx<'_>| {
+            let effects_before = tx.effects.len();
+            let seq_before = tx.next_seq;
+            let outcome = command(tx);
+            if let Err(problem) = &outcome {
+                // A refused command leaves nothing behind, not even its effects.
+                tx.effects.truncate(effects_before);
+                if problem.is_store_failure() {
+                    tx.poisoned = Some(problem.detail.clone());
+                } else {
+                    debug_assert_eq!(tx.next_seq, seq_before, "a refused command wrote events");
+                }
+            }
+            Box::new(move |committed: Result<(), &StoreError>| {
+                let answer = match committed {
+                    Ok(()) => outcome,
+                    Err(e) => Err(Problem::internal(e.to_string())),
+                };
+                let _ = answer_tx.send(answer); // The asker may have gone; that is fine.
+            })
+        });
+        match self.sender.try_send(Msg::Job(job)) {
+            Ok(()) => Ok(answer_rx),
+            Err(TrySendError::Full(_)) => Err(StoreError::Busy.into()),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed.into()),
+        }
+    }
+
+    /// Commits what is queued, then stops the thread and waits for it.
+    pub fn shutdown(&self) {
+        let _ = self.sender.send(Msg::Stop);
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+struct WriterThread {
+    db: Arc<Database>,
+    clock: Arc<dyn Clock>,
+    receiver: Receiver<Msg>,
+    batch_max: usize,
+    next_seq: u64,
+    metrics: Arc<WriterMetrics>,
+}
+
+impl WriterThread {
+    fn run(&mut self) {
+        let mut batch = Vec::with_capacity(self.batch_max);
+        let mut stopping = false;
+        while !stopping {
+            match self.receiver.recv() {
+                Ok(Msg::Job(job)) => batch.push(job),
+                Ok(Msg::Stop) | Err(_) => stopping = true,
+            }
+            // Take what else is waiting, up to the batch bound; after Stop, all of it.
+            while stopping || batch.len() < self.batch_max {
+                match self.receiver.try_recv() {
+                    Ok(Msg::Job(job)) => batch.push(job),
+                    Ok(Msg::Stop) => stopping = true,
+                    Err(_) => break,
+                }
+                if batch.len() == self.batch_max {
+                    self.commit_batch(&mut batch);
+                }
+            }
+            if !batch.is_empty() {
+                self.commit_batch(&mut batch);
+            }
+        }
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+        let started = Instant::now();
+        let size = batch.len();
+        let txn = match self.db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => return fail_all(batch, &StoreError::from(e)),
+        };
+        let mut tx = Tx {
+            txn: &txn,
+            now_ms: self.clock.now_ms(),
+            next_seq: self.next_seq,
+            effects: Vec::new(),
+            poisoned: None,
+        };
+        let mut replies: Vec<Reply> = Vec::with_capacity(size);
+        for job in batch.drain(..) {
+            replies.push(job(&mut tx));
+        }
+        let Tx {
+            next_seq,
+            effects,
+            poisoned,
+            ..
+        } = tx;
+        let committed = match poisoned {
+            // Dropping the transaction aborts it: no command of the batch lands.
+            Some(why) => Err(StoreError::Db(format!("batch abandoned: {why}"))),
+            None => txn.commit().map_err(StoreError::from),
+        };
+        match committed {
+            Ok(()) => {
+                self.next_seq = next_seq;
+                effects.into_iter().for_each(|effect| effect());
+                replies.into_iter().for_each(|reply| reply(Ok(())));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, batch = size, "store commit failed");
+                replies.into_iter().for_each(|reply| reply(Err(&e)));
+            }
+        }
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_commands.observe(size as f64);
+    }
+}
+
+fn fail_all(batch: &mut Vec<Job>, e: &StoreError) {
+    tracing::error!(error = %e, "store write transaction could not start");
+    // Dropping a job drops its answer sender: the asker hears an error, nothing lands.
+    batch.clear();
+}
