@@ -105,12 +105,22 @@ pub async fn run(config: Config) -> Result<(), String> {
     // Tests and scripts read this line to find the port when listening on :0.
     println!("marketd listening on http://{addr}");
     let _ = std::io::stdout().flush();
-    let sweeper = tokio::spawn(sweep_reservations(app.clone()));
-    http::serve(listener, app.clone(), shutdown_signal()).await;
-    sweeper.abort();
-    app.writer.shutdown();
+    serve_app(app, listener, shutdown_signal()).await;
     tracing::info!("marketd stopped");
     Ok(())
+}
+
+/// Serves `app` on `listener` with its background tasks until `shutdown`, then
+/// drains HTTP and commits what the writer still holds.
+pub async fn serve_app(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let sweeper = tokio::spawn(sweep_reservations(app.clone()));
+    http::serve(listener, app.clone(), shutdown).await;
+    sweeper.abort();
+    app.writer.shutdown();
 }
 
 /// Gives back the units of expired reservations, a bounded number of slots a tick.

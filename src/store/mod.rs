@@ -119,7 +119,7 @@ impl Store {
         Ok(self.db.begin_read()?)
     }
 
-    pub(crate) fn database(&self) -> &Arc<Database> {
+    pub fn database(&self) -> &Arc<Database> {
         &self.db
     }
 }

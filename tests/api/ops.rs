@@ -1,0 +1,288 @@
+//! Operations: ctl against a live daemon, the offline check, the schema guard,
+//! metrics, and a clean exit on SIGTERM.
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn ctl(d: &Daemon, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(["ctl", "--url", &d.base, "--data"])
+        .arg(&d.data)
+        .args(args)
+        .output()
+        .expect("run ctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn ctl_drives_the_catalog_end_to_end() {
+    let d = Daemon::start();
+    let (ok, out, _) = ctl(
+        &d,
+        &[
+            "suppliers",
+            "add",
+            "acme",
+            "--name",
+            "Acme Outdoor",
+            "--commission-bps",
+            "1500",
+        ],
+    );
+    assert!(ok);
+    assert!(
+        out.contains("whsec_"),
+        "the new secret is shown once: {out}"
+    );
+    assert!(ctl(&d, &["suppliers", "approve", "acme"]).0);
+    let (_, table, _) = ctl(&d, &["suppliers", "list"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("acme") && l.contains("approved")),
+        "{table}"
+    );
+    assert!(
+        ctl(
+            &d,
+            &[
+                "skus",
+                "put",
+                "tent/green",
+                "--product",
+                "tent",
+                "--title",
+                "Tent",
+                "--price",
+                "19900",
+                "--attr",
+                "color=green"
+            ]
+        )
+        .0
+    );
+    assert!(
+        ctl(
+            &d,
+            &[
+                "skus",
+                "offer",
+                "tent/green",
+                "acme",
+                "--supplier-sku",
+                "AC-1",
+                "--priority",
+                "3"
+            ]
+        )
+        .0
+    );
+    assert!(ctl(&d, &["stock", "set", "acme", "AC-1=9"]).0);
+    let (ok, out, _) = ctl(&d, &["--json", "stock", "show", "tent/green"]);
+    assert!(ok);
+    let s: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(s["on_hand"], 9);
+    let csv = d.data.join("stock.csv");
+    std::fs::write(&csv, "supplier_sku,on_hand\nAC-1,4\n").unwrap();
+    assert!(
+        ctl(
+            &d,
+            &["stock", "set", "acme", "--csv", csv.to_str().unwrap()]
+        )
+        .0
+    );
+    assert_eq!(stock(&d.client(), "tent%2Fgreen", None)["on_hand"], 4);
+    assert!(
+        ctl(
+            &d,
+            &[
+                "channels",
+                "put",
+                "web",
+                "--name",
+                "Web",
+                "--buffer-units",
+                "1"
+            ]
+        )
+        .0
+    );
+    assert!(
+        ctl(
+            &d,
+            &["channels", "listing", "web", "L-9", "--sku", "tent/green"]
+        )
+        .0
+    );
+    let (_, events, _) = ctl(&d, &["events", "tail", "--limit", "1000"]);
+    assert!(events.contains("listing.put"), "{events}");
+    // Failure: non-zero exit and the problem's title.
+    let (ok, _, err) = ctl(&d, &["suppliers", "show", "nobody"]);
+    assert!(!ok);
+    assert!(err.contains("Not found"), "{err}");
+    let (ok, _, err) = ctl(&d, &["--token", "wrong", "suppliers", "list"]);
+    assert!(!ok && err.contains("Unauthorized"), "{err}");
+}
+
+#[test]
+fn check_passes_on_a_healthy_store_and_fails_on_a_broken_one() {
+    let mut d = Daemon::start();
+    let c = d.client();
+    let key = seed(&c, "tent", 10, 0);
+    c.with_token(Some(&key))
+        .order("k", &json!({"channel": "web", "lines": [{"sku": "tent", "qty": 2}], "customer": {"ref": "c"},
+            "ship_to": ship_to()}))
+        .expect(201);
+    assert!(d.stop().success());
+    let check = Command::new(BIN)
+        .args(["check", "--data"])
+        .arg(&d.data)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("1 orders"));
+
+    // Break an invariant behind marketd's back: allocate units no order holds.
+    {
+        let db = redb::Database::open(d.data.join("marketd.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut positions = txn.open_table(marketd::store::tables::POSITIONS).unwrap();
+            let p = marketd::domain::Position {
+                on_hand: 10,
+                allocated: 7,
+                as_of_ms: 0,
+            };
+            positions
+                .insert(
+                    ("acme", "tent"),
+                    marketd::store::codec::encode(&p).as_slice(),
+                )
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let check = Command::new(BIN)
+        .args(["check", "--data"])
+        .arg(&d.data)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&check.stdout).contains("allocated 7 but open fulfillments hold 2")
+    );
+}
+
+#[test]
+fn a_store_from_a_newer_marketd_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = redb::Database::create(dir.path().join("marketd.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(marketd::store::tables::META)
+            .unwrap()
+            .insert(
+                "schema_version",
+                marketd::store::codec::encode(&99u32).as_slice(),
+            )
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema version 99"));
+}
+
+#[test]
+fn bad_flags_and_config_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("marketd.toml");
+    std::fs::write(&config, "currency = \"usd\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("currency"));
+    std::fs::write(&config, "listne = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listne"));
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn config_file_and_environment_are_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("marketd.toml");
+    std::fs::write(&config, "[limits]\nlines_max = 2\n").unwrap();
+    let d = Daemon::start_with(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--log-format", "json"],
+    );
+    let c = d.client();
+    let key = seed(&c, "tent", 10, 0);
+    let lines =
+        json!([{"sku": "tent", "qty": 1}, {"sku": "tent", "qty": 1}, {"sku": "tent", "qty": 1}]);
+    let p = c.with_token(Some(&key)).post(
+        "/v1/reservations",
+        &json!({"channel": "web", "lines": lines}),
+    );
+    assert!(
+        p.problem(422, "invalid")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 2 lines")
+    );
+}
+
+#[test]
+fn metrics_count_requests_by_route_and_commits() {
+    let d = Daemon::start();
+    let c = d.client();
+    seed(&c, "tent", 1, 0);
+    c.get("/v1/skus/nope").expect(404);
+    let text = d.anonymous().get("/metrics").expect(200);
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("marketd_http_requests_total{route=\"/v1/skus/{}\",status=\"2xx\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("marketd_http_requests_total{route=\"/v1/skus/{}\",status=\"4xx\"} 1"));
+    assert!(
+        text.contains("marketd_http_request_seconds_bucket{route=\"/v1/skus/{}\",le=\"+Inf\"} 1")
+    );
+    assert!(text.contains("marketd_store_commit_seconds_count"));
+    assert!(text.contains("marketd_store_batch_commands_bucket"));
+    assert!(text.contains("marketd_reservations_live 0"));
+}
+
+#[test]
+fn sigterm_drains_commits_and_exits_zero() {
+    let mut d = Daemon::start();
+    seed(&d.client(), "tent", 1, 0);
+    assert_eq!(d.stop().code(), Some(0));
+}

@@ -1,0 +1,434 @@
+//! Test support: the real daemon as a child process on 127.0.0.1:0 with a temp data
+//! dir, an in-process daemon with a manual clock for time-dependent behaviour, and a
+//! small JSON-over-HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use marketd::clock::ManualClock;
+use marketd::config::Config;
+use marketd::server::App;
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_marketd");
+
+/// An answer: status, headers we look at, and the body as JSON (Null when empty,
+/// a string when not JSON).
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Resp {
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {:#}", self.body);
+        self.body
+    }
+
+    /// Asserts a problem+json answer with this status and type; returns the body.
+    #[track_caller]
+    pub fn problem(self, status: u16, slug: &str) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {:#}", self.body);
+        assert_eq!(self.content_type, "application/problem+json");
+        assert_eq!(
+            self.body["type"],
+            format!("/problems/{slug}"),
+            "{:#}",
+            self.body
+        );
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        self.body
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<&str>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .max_idle_connections_per_host(4)
+            .build()
+            .into();
+        Self {
+            base: base.to_owned(),
+            token: token.map(str::to_owned),
+            agent,
+        }
+    }
+
+    pub fn with_token(&self, token: Option<&str>) -> Self {
+        Self {
+            token: token.map(str::to_owned),
+            ..self.clone()
+        }
+    }
+
+    /// Sends a request with a raw body and extra headers.
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        self.try_raw(method, path, body, headers)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// [`Client::raw`], with a failed connection as an error instead of a panic.
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, ureq::Error> {
+        let url = format!("{}{path}", self.base);
+        let mut builder = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = &self.token {
+            builder = builder.header("Authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let result = match body {
+            Some((ct, bytes)) => {
+                let req = builder
+                    .header("content-type", ct)
+                    .body(bytes)
+                    .expect("request");
+                self.agent.run(req)
+            }
+            None => self.agent.run(builder.body(()).expect("request")),
+        };
+        let mut res = result?;
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = res
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Ok(Resp {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: &Value) -> Resp {
+        self.raw(
+            method,
+            path,
+            Some(("application/json", body.to_string().into_bytes())),
+            &[],
+        )
+    }
+    pub fn get(&self, path: &str) -> Resp {
+        self.raw("GET", path, None, &[])
+    }
+    pub fn put(&self, path: &str, body: &Value) -> Resp {
+        self.send("PUT", path, body)
+    }
+    pub fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send("POST", path, body)
+    }
+    pub fn post_empty(&self, path: &str) -> Resp {
+        self.raw("POST", path, None, &[])
+    }
+    pub fn delete(&self, path: &str) -> Resp {
+        self.raw("DELETE", path, None, &[])
+    }
+
+    /// Places an order with an Idempotency-Key.
+    pub fn order(&self, key: &str, body: &Value) -> Resp {
+        self.try_order(key, body)
+            .unwrap_or_else(|e| panic!("POST /v1/orders: {e}"))
+    }
+
+    pub fn try_order(&self, key: &str, body: &Value) -> Result<Resp, ureq::Error> {
+        self.try_raw(
+            "POST",
+            "/v1/orders",
+            Some(("application/json", body.to_string().into_bytes())),
+            &[("Idempotency-Key", key)],
+        )
+    }
+}
+
+/// The real `marketd serve` binary, on a free loopback port.
+pub struct Daemon {
+    child: Option<Child>,
+    pub base: String,
+    pub data: PathBuf,
+    pub token: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut d = Self::start_in(dir.path());
+        d._dir = Some(dir);
+        d
+    }
+
+    /// Starts on an existing data directory (for restarts).
+    pub fn start_in(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("MARKETD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn marketd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("marketd listening on ") {
+                        break addr.trim().to_owned();
+                    }
+                }
+                _ => panic!("marketd exited before listening: {:?}", child.wait()),
+            }
+        };
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let token = std::fs::read_to_string(data.join("operator.token"))
+            .expect("operator token")
+            .trim()
+            .to_owned();
+        Self {
+            child: Some(child),
+            base,
+            data: data.to_owned(),
+            token,
+            _dir: None,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base, Some(&self.token))
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.base, None)
+    }
+
+    fn signal(&mut self, signal: i32) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        child.wait().expect("wait")
+    }
+
+    /// SIGTERM and wait: the graceful stop.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// SIGKILL: the crash.
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    /// Stops, then starts again on the same data directory.
+    pub fn restart(mut self) -> Self {
+        assert!(self.stop().success(), "marketd did not exit cleanly");
+        let mut next = Self::start_in(&self.data);
+        next._dir = self._dir.take();
+        next
+    }
+
+    /// Keeps the data directory alive past this daemon.
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The daemon in this process with a manual clock: for behaviour that depends on
+/// time (expiry), driven without waiting.
+pub struct InProc {
+    pub base: String,
+    pub token: String,
+    pub clock: Arc<ManualClock>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// 2026-11-22T10:00:00Z.
+pub const T0_MS: u64 = 1_795_341_600_000;
+
+impl InProc {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = ManualClock::new(T0_MS);
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let app = App::open(config, clock.clone()).expect("open");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let served = app.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                marketd::server::serve_app(served, listener, async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+            });
+        });
+        let addr = addr_rx.recv().expect("address");
+        Self {
+            base: format!("http://{addr}"),
+            token: app.operator_token.clone(),
+            clock,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.base, Some(&self.token))
+    }
+}
+
+impl Drop for InProc {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits for `cond` to hold, checking every 10 ms, for at most `timeout`: for
+/// effects of a background task (the sweeper) with no other signal to wait on.
+#[track_caller]
+pub fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn supplier_body(name: &str) -> Value {
+    json!({"name": name, "webhook_url": "http://127.0.0.1:9/hooks",
+        "sla": {"ack_within_s": 14400, "ship_within_s": 172800, "deliver_within_s": 604800},
+        "on_ack_timeout": "alert", "commission_bps": 1500, "breach_penalty": 500})
+}
+
+pub fn ship_to() -> Value {
+    json!({"name": "A. Buyer", "line1": "1 Main St", "city": "X", "postal_code": "1", "country": "US"})
+}
+
+/// A catalog to sell from: supplier `acme` (approved) offering `sku` with
+/// `on_hand` units, and channel `web` with `buffer_units`. Returns web's api key.
+pub fn seed(c: &Client, sku: &str, on_hand: u32, buffer_units: u32) -> String {
+    if c.get("/v1/suppliers/acme").status == 404 {
+        c.put("/v1/suppliers/acme", &supplier_body("Acme Outdoor"))
+            .expect(201);
+        c.post_empty("/v1/suppliers/acme/approve").expect(200);
+    }
+    c.put(
+        &format!("/v1/skus/{sku}"),
+        &json!({"product": "tent-2p", "title": "2P tent",
+        "attributes": {"color": "green"}, "price": 19900}),
+    )
+    .expect(201);
+    c.put(
+        &format!("/v1/skus/{sku}/offers/acme"),
+        &json!({"supplier_sku": format!("AC-{sku}"), "priority": 10}),
+    )
+    .expect(201);
+    c.post(
+        "/v1/suppliers/acme/stock",
+        &json!({"items": [{"sku": sku, "on_hand": on_hand}]}),
+    )
+    .expect(200);
+    let web = c.put(
+        "/v1/channels/web",
+        &json!({"name": "Web store", "buffer_units": buffer_units}),
+    );
+    match web.status {
+        201 => web.body["api_key"].as_str().unwrap().to_owned(),
+        _ => panic!("channel web already exists; seed once per daemon"),
+    }
+}
+
+pub fn stock(c: &Client, sku: &str, channel: Option<&str>) -> Value {
+    let q = channel
+        .map(|ch| format!("?channel={ch}"))
+        .unwrap_or_default();
+    c.get(&format!("/v1/stock/{sku}{q}")).expect(200)
+}
+
+pub fn event_count(c: &Client) -> usize {
+    let mut after = 0;
+    let mut n = 0;
+    loop {
+        let page = c
+            .get(&format!("/v1/events?after={after}&limit=1000"))
+            .expect(200);
+        n += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(next) => after = next.parse().unwrap(),
+            None => return n,
+        }
+    }
+}
