@@ -7,6 +7,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod dispatch;
 pub mod domain;
 pub mod http;
 pub mod ids;

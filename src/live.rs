@@ -3,15 +3,37 @@
 //! listings). All of it is derived from the store: rebuilt at start-up, then moved
 //! only by the store writer after a commit.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use redb::{ReadTransaction, ReadableTable};
 
-use crate::domain::{Channel, Position, Sku, Supplier, SupplierStatus};
+use crate::domain::{Channel, Delivery, DeliveryStatus, Position, Sku, Supplier, SupplierStatus};
 use crate::problem::Problem;
 use crate::reservations::{Buffer, ReservationTable};
 use crate::store::{StoreError, codec, tables};
+
+/// How many outbound deliveries are pending and failed, and the dispatcher's bell.
+#[derive(Default)]
+pub struct DeliveryGauges {
+    pub pending: AtomicI64,
+    pub failed: AtomicI64,
+    /// Rung after a commit queues or re-queues a delivery.
+    pub wake: tokio::sync::Notify,
+}
+
+impl DeliveryGauges {
+    /// A delivery left `from` (None: it is new) for `to`.
+    pub fn moved(&self, from: Option<DeliveryStatus>, to: Option<DeliveryStatus>) {
+        for (status, by) in [(from, -1), (to, 1)] {
+            match status {
+                Some(DeliveryStatus::Pending) => self.pending.fetch_add(by, Ordering::Relaxed),
+                Some(DeliveryStatus::Failed) => self.failed.fetch_add(by, Ordering::Relaxed),
+                _ => 0,
+            };
+        }
+    }
+}
 
 /// A channel as the hot path needs it.
 #[derive(Debug, Clone)]
@@ -22,6 +44,7 @@ pub struct ChannelView {
 
 pub struct Live {
     pub table: ReservationTable,
+    pub deliveries: DeliveryGauges,
     sku_slots: papaya::HashMap<String, u32>,
     /// slot → SKU id, set once when the slot is handed out.
     sku_names: Box<[OnceLock<Arc<str>>]>,
@@ -35,6 +58,7 @@ impl Live {
     pub fn new(skus_max: usize, reservations_max: usize) -> Self {
         Self {
             table: ReservationTable::new(skus_max, reservations_max),
+            deliveries: DeliveryGauges::default(),
             sku_slots: papaya::HashMap::new(),
             sku_names: (0..skus_max).map(|_| OnceLock::new()).collect(),
             next_sku_slot: AtomicU32::new(0),
@@ -148,6 +172,12 @@ impl Live {
         for entry in channels.iter()? {
             let (_, v) = entry?;
             self.put_channel(&codec::decode::<Channel>(v.value())?);
+        }
+        let outbox = txn.open_table(tables::OUTBOX)?;
+        for entry in outbox.iter()? {
+            let (_, v) = entry?;
+            let d: Delivery = codec::decode(v.value())?;
+            self.deliveries.moved(None, Some(d.status));
         }
         let listings = txn.open_table(tables::LISTINGS)?;
         for entry in listings.iter()? {

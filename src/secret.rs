@@ -43,6 +43,28 @@ pub fn sign_webhook(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Opti
     ))
 }
 
+/// Whether any `v1,<base64>` signature in the space-separated `header` is the
+/// HMAC of `{id}.{timestamp}.{body}` under any of `secrets`. Compared in constant
+/// time; a bare `v1,`, another version or broken base64 never matches.
+pub fn verify_webhook(
+    secrets: &[&str],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+    header: &str,
+) -> bool {
+    let expected: Vec<Vec<u8>> = secrets
+        .iter()
+        .filter_map(|s| webhook_mac(s, id, timestamp, body))
+        .map(|mac| mac.finalize().into_bytes().to_vec())
+        .collect();
+    header
+        .split(' ')
+        .filter_map(|sig| sig.strip_prefix("v1,"))
+        .filter_map(|b64| STANDARD.decode(b64).ok())
+        .any(|given| expected.iter().any(|want| constant_time_eq(&given, want)))
+}
+
 fn webhook_mac(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
     let key = STANDARD.decode(secret.strip_prefix("whsec_")?).ok()?;
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).ok()?;
@@ -71,6 +93,27 @@ mod tests {
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
         assert_eq!(sign_webhook("nope", "a", 1, b""), None);
+    }
+
+    #[test]
+    fn verification_accepts_any_listed_signature_under_any_secret() {
+        let (old, new) = (new_webhook_secret(), new_webhook_secret());
+        let sig = sign_webhook(&old, "msg_1", 10, b"{}").unwrap();
+        let header = format!("v1,AAAA {sig}");
+        assert!(verify_webhook(&[&new, &old], "msg_1", 10, b"{}", &header));
+        assert!(!verify_webhook(&[&new], "msg_1", 10, b"{}", &header));
+        assert!(!verify_webhook(&[&old], "msg_1", 11, b"{}", &sig));
+        assert!(!verify_webhook(&[&old], "msg_2", 10, b"{}", &sig));
+        assert!(!verify_webhook(&[&old], "msg_1", 10, b"{} ", &sig));
+        assert!(!verify_webhook(&[&old], "msg_1", 10, b"{}", "v1,"));
+        assert!(!verify_webhook(&[&old], "msg_1", 10, b"{}", ""));
+        assert!(!verify_webhook(
+            &[&old],
+            "msg_1",
+            10,
+            b"{}",
+            &sig.replace("v1,", "v2,")
+        ));
     }
 
     #[test]

@@ -117,9 +117,15 @@ pub async fn serve_app(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let sweeper = tokio::spawn(sweep_reservations(app.clone()));
+    let background = [
+        tokio::spawn(sweep_reservations(app.clone())),
+        tokio::spawn(crate::dispatch::run(app.clone())),
+        tokio::spawn(prune_webhook_ids(app.clone())),
+    ];
     http::serve(listener, app.clone(), shutdown).await;
-    sweeper.abort();
+    for task in background {
+        task.abort();
+    }
     app.writer.shutdown();
 }
 
@@ -133,6 +139,25 @@ async fn sweep_reservations(app: Arc<App>) {
         app.live
             .table
             .sweep(now_ms, app.config.limits.sweep_slots_per_tick);
+    }
+}
+
+/// How often remembered inbound webhook-ids older than their retention are dropped,
+/// and how many at most per run.
+pub const PRUNE_INTERVAL_S: u64 = 600;
+pub const PRUNE_IDS_MAX: usize = 10_000;
+
+async fn prune_webhook_ids(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(PRUNE_INTERVAL_S));
+    loop {
+        tick.tick().await;
+        let pruned = app
+            .writer
+            .write(|tx| crate::store::webhooks::prune(tx, PRUNE_IDS_MAX))
+            .await;
+        if let Err(p) = pruned {
+            tracing::warn!(detail = %p.detail, "could not prune old webhook ids");
+        }
     }
 }
 

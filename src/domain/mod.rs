@@ -2,10 +2,12 @@
 //! of its own; time comes in as an argument.
 
 pub mod catalog;
+pub mod delivery;
 pub mod order;
 pub mod routing;
 
 pub use catalog::*;
+pub use delivery::*;
 pub use order::*;
 
 use serde::{Deserialize, Serialize};

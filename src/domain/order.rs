@@ -206,6 +206,70 @@ pub struct Fulfillment {
     pub deliver_by_ms: Millis,
     pub tracking: Option<Tracking>,
     pub created_at_ms: Millis,
+    pub acknowledged_at_ms: Option<Millis>,
+    pub shipped_at_ms: Option<Millis>,
+    pub delivered_at_ms: Option<Millis>,
+    /// Why it ended without shipping (rejection reason, timeout, cancellation).
+    pub ended_reason: Option<String>,
+}
+
+/// A step a supplier (or the operator) asks a fulfillment to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Acknowledge,
+    Reject,
+    Ship,
+    Deliver,
+    Cancel,
+    TimeOut,
+}
+
+/// What taking a step does to a fulfillment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The fulfillment moves to this status.
+    Moves(FulfillmentStatus),
+    /// It is already there: a repeat, nothing to do.
+    AlreadyThere,
+}
+
+impl FulfillmentStatus {
+    /// The state machine: `routed → acknowledged → shipped → delivered`, and
+    /// `rejected`, `timed_out`, `cancelled` from routed or acknowledged. `Err` names
+    /// an impossible step.
+    pub fn step(self, step: Step) -> Result<StepOutcome, String> {
+        use FulfillmentStatus as F;
+        let target = match step {
+            Step::Acknowledge => F::Acknowledged,
+            Step::Reject => F::Rejected,
+            Step::Ship => F::Shipped,
+            Step::Deliver => F::Delivered,
+            Step::Cancel => F::Cancelled,
+            Step::TimeOut => F::TimedOut,
+        };
+        if self == target {
+            return Ok(StepOutcome::AlreadyThere);
+        }
+        let allowed = match target {
+            F::Acknowledged => self == F::Routed,
+            F::Rejected | F::Cancelled | F::TimedOut | F::Shipped => self.holds_allocation(),
+            F::Delivered => self == F::Shipped,
+            F::Routed => false,
+        };
+        // A late acknowledgement of something already further along is harmless.
+        if step == Step::Acknowledge && matches!(self, F::Shipped | F::Delivered) {
+            return Ok(StepOutcome::AlreadyThere);
+        }
+        if allowed {
+            Ok(StepOutcome::Moves(target))
+        } else {
+            Err(format!(
+                "a {} fulfillment cannot become {}",
+                self.as_str(),
+                target.as_str()
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,7 +342,44 @@ mod tests {
             deliver_by_ms: 0,
             tracking: None,
             created_at_ms: 0,
+            acknowledged_at_ms: None,
+            shipped_at_ms: None,
+            delivered_at_ms: None,
+            ended_reason: None,
         }
+    }
+
+    #[test]
+    fn fulfillment_steps_follow_the_state_machine() {
+        use FulfillmentStatus as F;
+        assert_eq!(
+            F::Routed.step(Step::Acknowledge),
+            Ok(StepOutcome::Moves(F::Acknowledged))
+        );
+        assert_eq!(
+            F::Acknowledged.step(Step::Acknowledge),
+            Ok(StepOutcome::AlreadyThere)
+        );
+        assert_eq!(
+            F::Routed.step(Step::Ship),
+            Ok(StepOutcome::Moves(F::Shipped))
+        );
+        assert_eq!(
+            F::Shipped.step(Step::Deliver),
+            Ok(StepOutcome::Moves(F::Delivered))
+        );
+        assert_eq!(
+            F::Shipped.step(Step::Acknowledge),
+            Ok(StepOutcome::AlreadyThere)
+        );
+        assert!(F::Routed.step(Step::Deliver).is_err());
+        assert!(F::Cancelled.step(Step::Ship).is_err());
+        assert!(F::Shipped.step(Step::Reject).is_err());
+        assert!(F::Rejected.step(Step::Acknowledge).is_err());
+        assert_eq!(
+            F::Acknowledged.step(Step::TimeOut),
+            Ok(StepOutcome::Moves(F::TimedOut))
+        );
     }
 
     fn order(fs: &[FulfillmentStatus], unfulfillable: bool) -> Order {

@@ -46,6 +46,12 @@ pub enum Route {
     ListOrders,
     GetOrder,
     OrderEvents,
+    CancelOrder,
+    RerouteFulfillment,
+    ListDeliveries,
+    GetDelivery,
+    RetryDelivery,
+    SupplierWebhook,
 }
 
 /// Every route: `{}` in a pattern captures one percent-decoded path segment.

@@ -5,9 +5,12 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod fulfillments;
 pub mod orders;
+pub mod outbox;
 pub mod read;
 pub mod tables;
+pub mod webhooks;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -144,6 +147,10 @@ fn create_all_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(tables::ORDERS)?;
     txn.open_table(tables::FULFILLMENTS)?;
     txn.open_table(tables::IDEMPOTENCY)?;
+    txn.open_table(tables::OUTBOX)?;
+    txn.open_table(tables::OUTBOX_DUE)?;
+    txn.open_table(tables::WEBHOOK_IDS)?;
+    txn.open_table(tables::WEBHOOK_IDS_BY_AGE)?;
     Ok(())
 }
 

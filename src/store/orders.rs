@@ -171,9 +171,7 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
         "lines": order.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty, "price": l.price})).collect::<Vec<_>>(),
         "total": order.total}))?;
     for f in &order.fulfillments {
-        tx.event("fulfillment.routed", "marketd", &order_id, json!({"fulfillment": f.id,
-            "supplier": f.supplier,
-            "lines": f.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty})).collect::<Vec<_>>()}))?;
+        super::fulfillments::announce(tx, live, &order, f)?;
     }
     let (live, held) = (live.clone(), new.held);
     tx.after_commit(move || {
@@ -192,7 +190,7 @@ pub fn save_order(tx: &Tx<'_>, order: &Order) -> Result<(), Problem> {
 }
 
 /// Every approved supplier with an offer for each SKU, with its unallocated units.
-fn load_candidates(
+pub(super) fn load_candidates(
     tx: &Tx<'_>,
     wants: &[Want<'_>],
 ) -> Result<BTreeMap<String, Vec<Candidate>>, Problem> {
@@ -231,7 +229,7 @@ fn load_candidates(
 
 /// One fulfillment per supplier, in the order suppliers were first chosen, with
 /// deadlines from the supplier's SLA as it is now.
-fn build_fulfillments(
+pub(super) fn build_fulfillments(
     tx: &Tx<'_>,
     allocations: &[routing::Allocation],
 ) -> Result<Vec<Fulfillment>, Problem> {
@@ -260,12 +258,16 @@ fn build_fulfillments(
             deliver_by_ms: now + s.sla.deliver_within_s * 1000,
             tracking: None,
             created_at_ms: now,
+            acknowledged_at_ms: None,
+            shipped_at_ms: None,
+            delivered_at_ms: None,
+            ended_reason: None,
         });
     }
     Ok(out)
 }
 
-fn allocate(tx: &Tx<'_>, allocations: &[routing::Allocation]) -> Result<(), Problem> {
+pub(super) fn allocate(tx: &Tx<'_>, allocations: &[routing::Allocation]) -> Result<(), Problem> {
     let mut positions = tx.txn.open_table(tables::POSITIONS)?;
     for a in allocations {
         let key = (a.supplier.as_str(), a.sku.as_str());

@@ -31,3 +31,12 @@ pub const ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("orders");
 pub const FULFILLMENTS: TableDefinition<&str, &str> = TableDefinition::new("fulfillments");
 /// (channel, Idempotency-Key) → IdempotencyRecord.
 pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+/// delivery id → Delivery: the transactional outbox.
+pub const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+/// (next_attempt_at_ms, delivery id) → (): pending deliveries by when they are due.
+pub const OUTBOX_DUE: TableDefinition<(u64, &str), ()> = TableDefinition::new("outbox_due");
+/// (supplier, webhook-id) → received_at_ms: inbound webhooks already applied.
+pub const WEBHOOK_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("webhook_ids");
+/// (received_at_ms, supplier, webhook-id) → (): the same, by age, for pruning.
+pub const WEBHOOK_IDS_BY_AGE: TableDefinition<(u64, &str, &str), ()> =
+    TableDefinition::new("webhook_ids_by_age");

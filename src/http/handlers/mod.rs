@@ -3,10 +3,13 @@
 
 mod catalog;
 mod checkout;
+mod deliveries;
+mod fulfillments;
 mod ops;
 mod stock;
 mod suppliers;
 pub mod views;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -80,6 +83,12 @@ pub async fn dispatch(
         Route::ListOrders => checkout::list_orders(call),
         Route::GetOrder => checkout::get_order(call),
         Route::OrderEvents => checkout::order_events(call),
+        Route::CancelOrder => fulfillments::cancel_order(call).await,
+        Route::RerouteFulfillment => fulfillments::reroute(call).await,
+        Route::ListDeliveries => deliveries::list(call),
+        Route::GetDelivery => deliveries::get(call),
+        Route::RetryDelivery => deliveries::retry(call).await,
+        Route::SupplierWebhook => webhooks::receive(call).await,
     }
 }
 

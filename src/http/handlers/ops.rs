@@ -22,6 +22,12 @@ pub fn metrics(app: &App) -> Response<Body> {
         "marketd_reservations_live {}\n",
         app.live.table.live_reservations()
     ));
+    let d = &app.live.deliveries;
+    out.push_str("# TYPE marketd_deliveries gauge\n");
+    for (status, n) in [("pending", &d.pending), ("failed", &d.failed)] {
+        let n = n.load(std::sync::atomic::Ordering::Relaxed);
+        out.push_str(&format!("marketd_deliveries{{status=\"{status}\"}} {n}\n"));
+    }
     io::text("text/plain; version=0.0.4", out)
 }
 

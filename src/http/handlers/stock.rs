@@ -108,7 +108,7 @@ fn parse_on_hand(v: &Value) -> Result<u32, String> {
 
 /// `{"as_of", "items": [{"supplier_sku" | "sku", "on_hand"}]}`; every bad item is
 /// reported with its 1-based position as `line`.
-fn parse_json_report(
+pub(super) fn parse_json_report(
     doc: &Value,
     query_as_of: Option<u64>,
 ) -> Result<(Option<u64>, Vec<ReportItem>), Problem> {

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::clock::format_rfc3339;
-use crate::domain::{Channel, Event, Fulfillment, Offer, Order, Sku, Supplier};
+use crate::domain::{Channel, Delivery, Event, Fulfillment, Offer, Order, Sku, Supplier};
 
 pub fn supplier(s: &Supplier, show_secret: bool) -> Value {
     let mut v = json!({
@@ -59,6 +59,7 @@ pub fn fulfillment(f: &Fulfillment) -> Value {
         "lines": f.lines.iter().map(|l| json!({"sku": l.sku, "supplier_sku": l.supplier_sku, "qty": l.qty})).collect::<Vec<_>>(),
         "deadlines": {"ack_by": format_rfc3339(f.ack_by_ms), "ship_by": format_rfc3339(f.ship_by_ms),
                       "deliver_by": format_rfc3339(f.deliver_by_ms)},
+        "reason": f.ended_reason,
         "tracking": f.tracking.as_ref().map(|t| json!({"carrier": t.carrier,
             "tracking_number": t.tracking_number, "tracking_url": t.tracking_url})),
     })
@@ -73,5 +74,18 @@ pub fn order(o: &Order) -> Value {
         "total": o.total,
         "fulfillments": o.fulfillments.iter().map(fulfillment).collect::<Vec<_>>(),
         "unfulfillable": o.unfulfillable.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
+    })
+}
+
+pub fn delivery(d: &Delivery) -> Value {
+    let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+    json!({
+        "id": d.id, "type": d.kind, "receiver": d.receiver.describe(), "status": d.status.as_str(),
+        "attempt_count": d.attempt_count,
+        "attempts": d.attempts.iter().map(|a| json!({"at": format_rfc3339(a.at_ms),
+            "status": a.status, "error": a.error})).collect::<Vec<_>>(),
+        "next_attempt_at": (d.status == crate::domain::DeliveryStatus::Pending)
+            .then(|| format_rfc3339(d.next_attempt_at_ms)),
+        "created_at": format_rfc3339(d.created_at_ms), "body": body,
     })
 }

@@ -1,0 +1,171 @@
+//! The transactional outbox: a delivery is written in the same transaction as the
+//! change that causes it, so a committed change always gets its webhook, and a
+//! rolled-back one never does. The dispatcher sends what is due and records each
+//! attempt back here.
+
+use std::sync::Arc;
+
+use redb::ReadableTable;
+use serde_json::{Value, json};
+
+use super::catalog::decode_opt;
+use super::{Tx, codec, tables};
+use crate::clock::format_rfc3339;
+use crate::domain::{
+    ATTEMPTS_KEPT_MAX, Attempt, Delivery, DeliveryStatus, Receiver, Retry, next_retry,
+};
+use crate::ids;
+use crate::live::Live;
+use crate::problem::Problem;
+
+/// Queues `kind` with `data` for `receiver`, due at once.
+pub fn enqueue(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    receiver: Receiver,
+    kind: &str,
+    data: Value,
+) -> Result<String, Problem> {
+    let id = ids::new(ids::Kind::Delivery, tx.now_ms);
+    let body = json!({"type": kind, "data": data, "timestamp": format_rfc3339(tx.now_ms)});
+    let delivery = Delivery {
+        id: id.clone(),
+        receiver,
+        kind: kind.to_owned(),
+        body: body.to_string(),
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        attempts: Vec::new(),
+        next_attempt_at_ms: tx.now_ms,
+        created_at_ms: tx.now_ms,
+    };
+    save(tx, &delivery)?;
+    tx.txn
+        .open_table(tables::OUTBOX_DUE)?
+        .insert((tx.now_ms, id.as_str()), ())?;
+    tx.event(
+        "delivery.queued",
+        "marketd",
+        &id,
+        json!({"type": kind,
+        "receiver": delivery.receiver.describe()}),
+    )?;
+    let live = live.clone();
+    tx.after_commit(move || {
+        live.deliveries.moved(None, Some(DeliveryStatus::Pending));
+        live.deliveries.wake.notify_one();
+    });
+    Ok(id)
+}
+
+fn save(tx: &Tx<'_>, d: &Delivery) -> Result<(), Problem> {
+    tx.txn
+        .open_table(tables::OUTBOX)?
+        .insert(d.id.as_str(), codec::encode(d).as_slice())?;
+    Ok(())
+}
+
+fn load(tx: &Tx<'_>, id: &str) -> Result<Delivery, Problem> {
+    decode_opt(tx.txn.open_table(tables::OUTBOX)?.get(id)?)?
+        .ok_or_else(|| Problem::not_found(format!("no delivery {id:?}")))
+}
+
+/// What one send came to.
+#[derive(Debug, Clone)]
+pub struct SendResult {
+    pub attempt: Attempt,
+    pub retry_after_s: Option<u64>,
+    /// Random bits for the retry jitter.
+    pub jitter: u64,
+}
+
+/// Records an attempt: delivered on a 2xx, else scheduled again or failed.
+pub fn record_attempt(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    id: &str,
+    sent: SendResult,
+) -> Result<Delivery, Problem> {
+    let mut d = load(tx, id)?;
+    if d.status != DeliveryStatus::Pending {
+        return Ok(d); // Retried or settled meanwhile; this attempt changes nothing.
+    }
+    let ok = sent.attempt.status.is_some_and(|s| (200..300).contains(&s));
+    tx.txn
+        .open_table(tables::OUTBOX_DUE)?
+        .remove((d.next_attempt_at_ms, id))?;
+    d.attempt_count += 1;
+    if d.attempts.len() == ATTEMPTS_KEPT_MAX {
+        d.attempts.remove(0);
+    }
+    d.attempts.push(sent.attempt.clone());
+    let (kind, status) = if ok {
+        ("delivery.delivered", DeliveryStatus::Delivered)
+    } else {
+        let retry = next_retry(
+            d.attempt_count,
+            tx.now_ms,
+            sent.attempt.status,
+            sent.retry_after_s,
+            sent.jitter,
+        );
+        match retry {
+            Retry::At(at_ms) => {
+                d.next_attempt_at_ms = at_ms;
+                tx.txn
+                    .open_table(tables::OUTBOX_DUE)?
+                    .insert((at_ms, id), ())?;
+                ("delivery.attempt_failed", DeliveryStatus::Pending)
+            }
+            Retry::GiveUp => ("delivery.failed", DeliveryStatus::Failed),
+        }
+    };
+    d.status = status;
+    save(tx, &d)?;
+    tx.event(kind, "marketd", id, json!({"attempt": d.attempt_count,
+        "status": sent.attempt.status, "error": sent.attempt.error,
+        "next_attempt_at": (status == DeliveryStatus::Pending).then(|| format_rfc3339(d.next_attempt_at_ms))}))?;
+    if status != DeliveryStatus::Pending {
+        let live = live.clone();
+        tx.after_commit(move || {
+            live.deliveries
+                .moved(Some(DeliveryStatus::Pending), Some(status))
+        });
+    }
+    Ok(d)
+}
+
+/// Makes a pending or failed delivery due now (an operator's retry).
+pub fn retry_now(tx: &mut Tx<'_>, live: &Arc<Live>, id: &str) -> Result<Delivery, Problem> {
+    let mut d = load(tx, id)?;
+    if d.status == DeliveryStatus::Delivered {
+        return Err(Problem::conflict(
+            "already-delivered",
+            "Already delivered",
+            format!("delivery {id} was delivered; nothing to retry"),
+        ));
+    }
+    let mut due = tx.txn.open_table(tables::OUTBOX_DUE)?;
+    if d.status == DeliveryStatus::Pending {
+        due.remove((d.next_attempt_at_ms, id))?;
+    }
+    due.insert((tx.now_ms, id), ())?;
+    drop(due);
+    let from = d.status;
+    d.status = DeliveryStatus::Pending;
+    d.next_attempt_at_ms = tx.now_ms;
+    save(tx, &d)?;
+    tx.event(
+        "delivery.retry_requested",
+        "operator",
+        id,
+        json!({"from": from.as_str()}),
+    )?;
+    let live = live.clone();
+    tx.after_commit(move || {
+        live.deliveries
+            .moved(Some(from), Some(DeliveryStatus::Pending));
+        live.deliveries.wake.notify_one();
+    });
+    Ok(d)
+}
