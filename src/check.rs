@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 
-use crate::domain::{Channel, Event, IdempotencyRecord, Offer, Order, Position, Sku, Supplier};
+use crate::domain::{
+    Channel, Delivery, DeliveryStatus, Event, IdempotencyRecord, Offer, Order, Position, Sku,
+    Supplier,
+};
 use crate::store::{SCHEMA_VERSION, codec, store_path, tables};
 
 pub fn run(data: &Path) -> ExitCode {
@@ -46,13 +49,15 @@ pub fn check(data: &Path) -> Result<Report, String> {
     if !path.exists() {
         return Err(format!("no store at {}", path.display()));
     }
-    let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| {
-        format!(
-            "cannot open {} (is the daemon running?): {e}",
-            path.display()
-        )
-    })?;
-    let txn = db.begin_read().map_err(|e| e.to_string())?;
+    let opened = open(&path)?;
+    let txn = match &opened {
+        Opened::ReadOnly(db) => db.begin_read(),
+        Opened::Repaired(db) => db.begin_read(),
+    }
+    .map_err(|e| e.to_string())?;
+    if matches!(opened, Opened::Repaired(_)) {
+        println!("note: the store was not closed cleanly; redb repaired it before the check");
+    }
     let mut c = Checker {
         txn: &txn,
         violations: Vec::new(),
@@ -62,6 +67,29 @@ pub fn check(data: &Path) -> Result<Report, String> {
         violations: c.violations,
         summary: counts,
     })
+}
+
+enum Opened {
+    ReadOnly(redb::ReadOnlyDatabase),
+    /// After a crash redb must repair its file before it can be read; that needs a
+    /// writable open (the same repair `serve` would do on its next start).
+    Repaired(redb::Database),
+}
+
+fn open(path: &Path) -> Result<Opened, String> {
+    let busy = |e: redb::DatabaseError| {
+        format!(
+            "cannot open {} (is the daemon running?): {e}",
+            path.display()
+        )
+    };
+    match redb::ReadOnlyDatabase::open(path) {
+        Ok(db) => Ok(Opened::ReadOnly(db)),
+        Err(redb::DatabaseError::RepairAborted) => redb::Database::open(path)
+            .map(Opened::Repaired)
+            .map_err(busy),
+        Err(e) => Err(busy(e)),
+    }
 }
 
 struct Checker<'a> {
@@ -83,6 +111,7 @@ impl Checker<'_> {
         self.orders(&orders, &channels)?;
         let events = self.events()?;
         self.idempotency(&orders)?;
+        self.outbox()?;
         Ok(format!(
             "{} suppliers, {} SKUs, {} channels, {} orders, {} events",
             suppliers.len(),
@@ -284,6 +313,37 @@ impl Checker<'_> {
             }
         }
         Ok(expected - 1)
+    }
+
+    /// Every pending delivery is in the due index at its next attempt, and nothing
+    /// else is.
+    fn outbox(&mut self) -> Res<()> {
+        let outbox = self.txn.open_table(tables::OUTBOX)?;
+        let due = self.txn.open_table(tables::OUTBOX_DUE)?;
+        let mut indexed = std::collections::BTreeSet::new();
+        for entry in due.iter()? {
+            let (k, _) = entry?;
+            let (at_ms, id) = k.value();
+            indexed.insert((at_ms, id.to_owned()));
+        }
+        for entry in outbox.iter()? {
+            let (k, v) = entry?;
+            let what = format!("delivery {}", k.value());
+            let Some(d) = self.decode::<Delivery>(&what, v.value()) else {
+                continue;
+            };
+            let was_due = indexed.remove(&(d.next_attempt_at_ms, d.id.clone()));
+            if (d.status == DeliveryStatus::Pending) != was_due {
+                self.fail(format!(
+                    "{what} is {} but due-indexed: {was_due}",
+                    d.status.as_str()
+                ));
+            }
+        }
+        for (_, id) in indexed {
+            self.fail(format!("due index names delivery {id} that is not pending"));
+        }
+        Ok(())
     }
 
     fn idempotency(&mut self, orders: &BTreeMap<String, Order>) -> Res<()> {

@@ -67,6 +67,16 @@ pub enum CtlCommand {
         #[command(subcommand)]
         cmd: OrderCmd,
     },
+    /// Fulfillments: move one to another supplier.
+    Fulfillments {
+        #[command(subcommand)]
+        cmd: FulfillmentCmd,
+    },
+    /// Outbound webhooks and their attempts.
+    Deliveries {
+        #[command(subcommand)]
+        cmd: DeliveryCmd,
+    },
     /// The audit trail.
     Events {
         #[command(subcommand)]
@@ -213,6 +223,31 @@ pub enum OrderCmd {
     Timeline {
         id: String,
     },
+    /// Cancel what has not shipped; the suppliers are told.
+    Cancel {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FulfillmentCmd {
+    /// Move a fulfillment's lines to --supplier, or to the next one able to take them.
+    Reroute {
+        id: String,
+        #[arg(long)]
+        supplier: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeliveryCmd {
+    List {
+        /// pending, failed or delivered.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Send a failed or pending delivery again now.
+    Retry { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -282,6 +317,14 @@ const SKU_COLUMNS: &[&str] = &["sku", "product", "title", "price", "safety_stock
 const CHANNEL_COLUMNS: &[&str] = &["id", "name", "buffer_units", "buffer_pct"];
 const ORDER_COLUMNS: &[&str] = &["id", "channel", "status", "total", "created_at"];
 const EVENT_COLUMNS: &[&str] = &["seq", "at", "type", "actor", "subject"];
+const DELIVERY_COLUMNS: &[&str] = &[
+    "id",
+    "type",
+    "receiver",
+    "status",
+    "attempt_count",
+    "next_attempt_at",
+];
 
 fn to_call(cmd: CtlCommand) -> Result<Call, String> {
     Ok(match cmd {
@@ -423,6 +466,24 @@ fn to_call(cmd: CtlCommand) -> Result<Call, String> {
                 format!("/v1/orders/{}/events?limit=1000", seg(&id)),
                 Some(EVENT_COLUMNS),
             ),
+            OrderCmd::Cancel { id } => post(format!("/v1/orders/{}/cancel", seg(&id))),
+        },
+        CtlCommand::Fulfillments { cmd } => match cmd {
+            FulfillmentCmd::Reroute { id, supplier } => send(
+                "POST",
+                format!("/v1/fulfillments/{}/reroute", seg(&id)),
+                json!({"supplier": supplier}),
+            ),
+        },
+        CtlCommand::Deliveries { cmd } => match cmd {
+            DeliveryCmd::List { status } => get(
+                format!(
+                    "/v1/deliveries{}",
+                    query(&[("limit", Some("1000".into())), ("status", status)])
+                ),
+                Some(DELIVERY_COLUMNS),
+            ),
+            DeliveryCmd::Retry { id } => post(format!("/v1/deliveries/{}/retry", seg(&id))),
         },
         CtlCommand::Events { cmd } => match cmd {
             EventCmd::Tail { after, limit } => get(

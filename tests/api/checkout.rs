@@ -367,7 +367,7 @@ fn orders_answered_before_a_crash_survive_it_exactly_once() {
     assert!(
         check.status.success(),
         "{}",
-        String::from_utf8_lossy(&check.stdout)
+        String::from_utf8_lossy(&check.stderr)
     );
     let d = Daemon::start_in(&d.data);
     let c = d.client();

@@ -3,5 +3,7 @@
 
 mod catalog;
 mod checkout;
+mod fake;
 mod ops;
+mod routing;
 mod support;

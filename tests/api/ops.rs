@@ -286,3 +286,66 @@ fn sigterm_drains_commits_and_exits_zero() {
     seed(&d.client(), "tent", 1, 0);
     assert_eq!(d.stop().code(), Some(0));
 }
+
+#[test]
+fn ctl_runs_orders_fulfillments_and_deliveries() {
+    let d = Daemon::start();
+    let c = d.client();
+    add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
+    add_supplier(&c, "bolt", "http://127.0.0.1:9/h", "alert");
+    add_sku(&c, "x", &[("acme", 10, 5), ("bolt", 20, 5)]);
+    let key = c
+        .put("/v1/channels/web", &json!({"name": "Web"}))
+        .expect(201)["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let order = c
+        .with_token(Some(&key))
+        .order(
+            "k",
+            &json!({"channel": "web", "lines": [{"sku": "x", "qty": 1}], "customer": {"ref": "c"},
+            "ship_to": ship_to()}),
+        )
+        .expect(201);
+    let (oid, fid) = (
+        order["id"].as_str().unwrap(),
+        order["fulfillments"][0]["id"].as_str().unwrap(),
+    );
+    let (_, listed, _) = ctl(&d, &["orders", "list", "--status", "routed"]);
+    assert!(listed.contains(oid), "{listed}");
+    let (ok, out, _) = ctl(
+        &d,
+        &[
+            "--json",
+            "fulfillments",
+            "reroute",
+            fid,
+            "--supplier",
+            "bolt",
+        ],
+    );
+    assert!(ok, "{out}");
+    let moved: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(moved["fulfillments"][1]["supplier"], "bolt");
+    let (_, timeline, _) = ctl(&d, &["orders", "timeline", oid]);
+    assert!(timeline.contains("fulfillment.cancelled"), "{timeline}");
+    assert!(ctl(&d, &["orders", "cancel", oid]).0);
+    let (ok, _, err) = ctl(&d, &["orders", "cancel", oid]);
+    assert!(!ok && err.contains("Nothing to cancel"), "{err}");
+    let (_, deliveries, _) = ctl(&d, &["deliveries", "list"]);
+    assert!(
+        deliveries.contains("fulfillment.created") && deliveries.contains("supplier:bolt"),
+        "{deliveries}"
+    );
+    let dlv = deliveries
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let (ok, _, err) = ctl(&d, &["deliveries", "retry", &dlv]);
+    assert!(ok || err.contains("Already delivered"), "{err}");
+}

@@ -432,3 +432,119 @@ pub fn event_count(c: &Client) -> usize {
         }
     }
 }
+
+/// Creates and approves supplier `id` whose webhooks go to `url`; returns its secret.
+pub fn add_supplier(c: &Client, id: &str, url: &str, on_ack_timeout: &str) -> String {
+    let mut body = supplier_body(id);
+    body["webhook_url"] = json!(url);
+    body["on_ack_timeout"] = json!(on_ack_timeout);
+    let created = c.put(&format!("/v1/suppliers/{id}"), &body).expect(201);
+    c.post_empty(&format!("/v1/suppliers/{id}/approve"))
+        .expect(200);
+    created["webhook_secret"].as_str().unwrap().to_owned()
+}
+
+/// A SKU offered by `offers` (supplier, priority, on_hand).
+pub fn add_sku(c: &Client, sku: &str, offers: &[(&str, u32, u32)]) {
+    c.put(
+        &format!("/v1/skus/{sku}"),
+        &json!({"product": sku, "title": sku, "price": 1000}),
+    )
+    .expect(201);
+    for (supplier, priority, on_hand) in offers {
+        c.put(
+            &format!("/v1/skus/{sku}/offers/{supplier}"),
+            &json!({"supplier_sku": format!("{supplier}-{sku}"), "priority": priority}),
+        )
+        .expect(201);
+        c.post(
+            &format!("/v1/suppliers/{supplier}/stock"),
+            &json!({"items": [{"sku": sku, "on_hand": on_hand}]}),
+        )
+        .expect(200);
+    }
+}
+
+/// A signed inbound webhook from `supplier`.
+pub fn supplier_webhook(
+    c: &Client,
+    supplier: &str,
+    secret: &str,
+    id: &str,
+    timestamp_s: i64,
+    body: &Value,
+) -> Resp {
+    let bytes = body.to_string().into_bytes();
+    let sig = marketd::secret::sign_webhook(secret, id, timestamp_s, &bytes).unwrap();
+    let ts = timestamp_s.to_string();
+    c.with_token(None).raw(
+        "POST",
+        &format!("/webhooks/suppliers/{supplier}"),
+        Some(("application/json", bytes)),
+        &[
+            ("webhook-id", id),
+            ("webhook-timestamp", &ts),
+            ("webhook-signature", &sig),
+        ],
+    )
+}
+
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn deliveries(c: &Client, status: &str) -> Vec<Value> {
+    c.get(&format!("/v1/deliveries?status={status}&limit=1000"))
+        .expect(200)["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Sends raw bytes over one connection and returns the status code and body of the
+/// answer; a server that answers before reading everything may cut the upload short,
+/// which is not an error here.
+pub fn raw_exchange(base: &str, head: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body);
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Read until the headers and the declared body are in, or the server closes.
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((headers, rest)) = text.split_once("\r\n\r\n") {
+            let len = headers.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            });
+            if len.is_some_and(|len| rest.len() >= len) {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
