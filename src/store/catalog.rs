@@ -9,7 +9,7 @@ use std::sync::Arc;
 use redb::ReadableTable;
 use serde_json::json;
 
-use super::{Tx, codec, tables};
+use super::{Tx, codec};
 use crate::clock::Millis;
 use crate::domain::{
     Channel, ChannelInput, Offer, OfferInput, Position, Sku, SkuInput, Supplier, SupplierInput,
@@ -29,7 +29,7 @@ pub fn decode_opt<T: serde::de::DeserializeOwned>(
 }
 
 pub fn get_supplier(tx: &Tx<'_>, id: &str) -> Result<Option<Supplier>, Problem> {
-    decode_opt(tx.txn.open_table(tables::SUPPLIERS)?.get(id)?)
+    decode_opt(tx.t.suppliers.get(id)?)
 }
 
 fn require_supplier(tx: &Tx<'_>, id: &str) -> Result<Supplier, Problem> {
@@ -37,12 +37,11 @@ fn require_supplier(tx: &Tx<'_>, id: &str) -> Result<Supplier, Problem> {
 }
 
 fn require_sku(tx: &Tx<'_>, sku: &str) -> Result<Sku, Problem> {
-    decode_opt(tx.txn.open_table(tables::SKUS)?.get(sku)?)?
-        .ok_or_else(|| Problem::not_found(format!("no SKU {sku:?}")))
+    decode_opt(tx.t.skus.get(sku)?)?.ok_or_else(|| Problem::not_found(format!("no SKU {sku:?}")))
 }
 
-fn save_supplier(tx: &Tx<'_>, s: &Supplier) -> Result<(), Problem> {
-    let mut t = tx.txn.open_table(tables::SUPPLIERS)?;
+fn save_supplier(tx: &mut Tx<'_>, s: &Supplier) -> Result<(), Problem> {
+    let t = &mut tx.t.suppliers;
     t.insert(s.id.as_str(), codec::encode(s).as_slice())?;
     Ok(())
 }
@@ -140,7 +139,7 @@ pub fn rotate_supplier_secret(tx: &mut Tx<'_>, id: &str) -> Result<Supplier, Pro
 
 /// The SKUs a supplier has positions in.
 fn supplier_skus(tx: &Tx<'_>, supplier: &str) -> Result<Vec<String>, Problem> {
-    let positions = tx.txn.open_table(tables::POSITIONS)?;
+    let positions = &tx.t.positions;
     let mut skus = Vec::new();
     for entry in positions.range((supplier, "")..)? {
         let (k, _) = entry?;
@@ -156,9 +155,9 @@ fn supplier_skus(tx: &Tx<'_>, supplier: &str) -> Result<Vec<String>, Problem> {
 /// A SKU's on_hand and allocated summed over its approved suppliers, as this
 /// transaction sees them.
 pub fn sku_totals(tx: &Tx<'_>, sku: &str) -> Result<(u32, u32), Problem> {
-    let offers = tx.txn.open_table(tables::OFFERS)?;
-    let suppliers = tx.txn.open_table(tables::SUPPLIERS)?;
-    let positions = tx.txn.open_table(tables::POSITIONS)?;
+    let offers = &tx.t.offers;
+    let suppliers = &tx.t.suppliers;
+    let positions = &tx.t.positions;
     let (mut on_hand, mut allocated) = (0u64, 0u64);
     for entry in offers.range((sku, "")..)? {
         let (k, _) = entry?;
@@ -206,7 +205,7 @@ pub fn put_sku(
     input: SkuInput,
 ) -> Result<(Sku, bool), Problem> {
     let now_ms = tx.now_ms;
-    let existing: Option<Sku> = decode_opt(tx.txn.open_table(tables::SKUS)?.get(sku_id)?)?;
+    let existing: Option<Sku> = decode_opt(tx.t.skus.get(sku_id)?)?;
     if existing.is_none() && !live.has_room_for_sku() {
         return Err(Problem::busy(
             "the reservation table has no room for another SKU; raise limits.skus_max",
@@ -226,12 +225,12 @@ pub fn put_sku(
     // Checked above; the writer is the only thread handing out slots.
     let slot = live.ensure_sku_slot(sku_id)?;
     {
-        let mut products = tx.txn.open_table(tables::PRODUCT_SKUS)?;
+        let products = &mut tx.t.product_skus;
         if let Some(old) = &existing {
             products.remove((old.product.as_str(), sku_id))?;
         }
         products.insert((sku.product.as_str(), sku_id), ())?;
-        let mut skus = tx.txn.open_table(tables::SKUS)?;
+        let skus = &mut tx.t.skus;
         skus.insert(sku_id, codec::encode(&sku).as_slice())?;
     }
     let kind = if created {
@@ -261,11 +260,10 @@ pub fn put_offer(
 ) -> Result<(Offer, bool), Problem> {
     require_sku(tx, sku)?;
     require_supplier(tx, supplier)?;
-    let mapped: Option<String> = tx
-        .txn
-        .open_table(tables::SUPPLIER_SKUS)?
-        .get((supplier, input.supplier_sku.as_str()))?
-        .map(|v| v.value().to_owned());
+    let mapped: Option<String> =
+        tx.t.supplier_skus
+            .get((supplier, input.supplier_sku.as_str()))?
+            .map(|v| v.value().to_owned());
     if let Some(other) = mapped.filter(|other| other != sku) {
         return Err(Problem::conflict(
             "supplier-sku-taken",
@@ -276,8 +274,7 @@ pub fn put_offer(
             ),
         ));
     }
-    let existing: Option<Offer> =
-        decode_opt(tx.txn.open_table(tables::OFFERS)?.get((sku, supplier))?)?;
+    let existing: Option<Offer> = decode_opt(tx.t.offers.get((sku, supplier))?)?;
     let offer = Offer {
         sku: sku.to_owned(),
         supplier: supplier.to_owned(),
@@ -285,14 +282,14 @@ pub fn put_offer(
         priority: input.priority,
     };
     {
-        let mut codes = tx.txn.open_table(tables::SUPPLIER_SKUS)?;
+        let codes = &mut tx.t.supplier_skus;
         if let Some(old) = &existing {
             codes.remove((supplier, old.supplier_sku.as_str()))?;
         }
         codes.insert((supplier, offer.supplier_sku.as_str()), sku)?;
-        let mut offers = tx.txn.open_table(tables::OFFERS)?;
+        let offers = &mut tx.t.offers;
         offers.insert((sku, supplier), codec::encode(&offer).as_slice())?;
-        let mut positions = tx.txn.open_table(tables::POSITIONS)?;
+        let positions = &mut tx.t.positions;
         if positions.get((supplier, sku))?.is_none() {
             positions.insert(
                 (supplier, sku),
@@ -324,11 +321,9 @@ pub fn delete_offer(
     sku: &str,
     supplier: &str,
 ) -> Result<(), Problem> {
-    let offer: Offer = decode_opt(tx.txn.open_table(tables::OFFERS)?.get((sku, supplier))?)?
+    let offer: Offer = decode_opt(tx.t.offers.get((sku, supplier))?)?
         .ok_or_else(|| Problem::not_found(format!("no offer of {sku:?} by {supplier:?}")))?;
-    let position: Position =
-        decode_opt(tx.txn.open_table(tables::POSITIONS)?.get((supplier, sku))?)?
-            .unwrap_or_default();
+    let position: Position = decode_opt(tx.t.positions.get((supplier, sku))?)?.unwrap_or_default();
     if position.allocated > 0 {
         return Err(Problem::conflict(
             "offer-in-use",
@@ -339,13 +334,10 @@ pub fn delete_offer(
             ),
         ));
     }
-    tx.txn.open_table(tables::OFFERS)?.remove((sku, supplier))?;
-    tx.txn
-        .open_table(tables::SUPPLIER_SKUS)?
+    tx.t.offers.remove((sku, supplier))?;
+    tx.t.supplier_skus
         .remove((supplier, offer.supplier_sku.as_str()))?;
-    tx.txn
-        .open_table(tables::POSITIONS)?
-        .remove((supplier, sku))?;
+    tx.t.positions.remove((supplier, sku))?;
     tx.event(
         "offer.deleted",
         "operator",
@@ -364,7 +356,7 @@ pub fn put_channel(
     input: ChannelInput,
 ) -> Result<(Channel, Option<String>), Problem> {
     let now_ms = tx.now_ms;
-    let existing: Option<Channel> = decode_opt(tx.txn.open_table(tables::CHANNELS)?.get(id)?)?;
+    let existing: Option<Channel> = decode_opt(tx.t.channels.get(id)?)?;
     let (channel, api_key) = match existing {
         Some(c) => (
             Channel {
@@ -393,12 +385,10 @@ pub fn put_channel(
             (channel, Some(key))
         }
     };
-    tx.txn
-        .open_table(tables::CHANNELS)?
+    tx.t.channels
         .insert(id, codec::encode(&channel).as_slice())?;
     if api_key.is_some() {
-        tx.txn
-            .open_table(tables::CHANNEL_KEYS)?
+        tx.t.channel_keys
             .insert(channel.api_key_hash.as_slice(), id)?;
     }
     let kind = if api_key.is_some() {
@@ -426,15 +416,11 @@ pub fn put_listing(
     listing: &str,
     sku: &str,
 ) -> Result<bool, Problem> {
-    if tx.txn.open_table(tables::CHANNELS)?.get(channel)?.is_none() {
+    if tx.t.channels.get(channel)?.is_none() {
         return Err(Problem::not_found(format!("no channel {channel:?}")));
     }
     require_sku(tx, sku)?;
-    let created = tx
-        .txn
-        .open_table(tables::LISTINGS)?
-        .insert((channel, listing), sku)?
-        .is_none();
+    let created = tx.t.listings.insert((channel, listing), sku)?.is_none();
     tx.event(
         "listing.put",
         "operator",
@@ -484,7 +470,7 @@ pub fn report_stock(
     let mut outcome = ReportOutcome::default();
     let mut touched = BTreeSet::new();
     {
-        let mut positions = tx.txn.open_table(tables::POSITIONS)?;
+        let positions = &mut tx.t.positions;
         for (sku, on_hand) in &resolved {
             let mut p: Position =
                 decode_opt(positions.get((supplier, sku.as_str()))?)?.unwrap_or_default();
@@ -522,8 +508,8 @@ fn resolve_items(
     supplier: &str,
     items: &[ReportItem],
 ) -> Result<Vec<(String, u32)>, Problem> {
-    let codes = tx.txn.open_table(tables::SUPPLIER_SKUS)?;
-    let offers = tx.txn.open_table(tables::OFFERS)?;
+    let codes = &tx.t.supplier_skus;
+    let offers = &tx.t.offers;
     let mut errors = Vec::new();
     let mut resolved: Vec<(String, u32)> = Vec::with_capacity(items.len());
     let mut seen = BTreeSet::new();

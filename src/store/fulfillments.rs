@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{decode_opt, refresh_totals};
 use super::orders::{allocate, build_fulfillments, load_candidates, save_order};
-use super::{Tx, codec, outbox, tables};
+use super::{Tx, codec, outbox};
 use crate::clock::format_rfc3339;
 use crate::domain::routing::{self, Routing};
 use crate::domain::{
@@ -32,13 +32,12 @@ pub struct StepInput {
 
 /// The order holding a fulfillment, and the fulfillment's index in it.
 pub fn find(tx: &Tx<'_>, fulfillment: &str) -> Result<(Order, usize), Problem> {
-    let order_id = tx
-        .txn
-        .open_table(tables::FULFILLMENTS)?
-        .get(fulfillment)?
-        .map(|v| v.value().to_owned())
-        .ok_or_else(|| Problem::not_found(format!("no fulfillment {fulfillment:?}")))?;
-    let order: Order = decode_opt(tx.txn.open_table(tables::ORDERS)?.get(order_id.as_str())?)?
+    let order_id =
+        tx.t.fulfillments
+            .get(fulfillment)?
+            .map(|v| v.value().to_owned())
+            .ok_or_else(|| Problem::not_found(format!("no fulfillment {fulfillment:?}")))?;
+    let order: Order = decode_opt(tx.t.orders.get(order_id.as_str())?)?
         .ok_or_else(|| Problem::internal(format!("order {order_id} is missing")))?;
     let index = order
         .fulfillments
@@ -141,8 +140,8 @@ pub fn apply_step(
 
 /// Gives a fulfillment's units back from its supplier's position: shipped units
 /// also leave `on_hand`; dropped ones become sellable again.
-fn release_positions(tx: &Tx<'_>, f: &Fulfillment, shipped: bool) -> Result<(), Problem> {
-    let mut positions = tx.txn.open_table(tables::POSITIONS)?;
+fn release_positions(tx: &mut Tx<'_>, f: &Fulfillment, shipped: bool) -> Result<(), Problem> {
+    let positions = &mut tx.t.positions;
     for line in &f.lines {
         let key = (f.supplier.as_str(), line.sku.as_str());
         let mut p: Position = decode_opt(positions.get(key)?)?.unwrap_or_default();
@@ -200,9 +199,7 @@ pub fn place_routing(
     let fresh = build_fulfillments(tx, &routing.allocations)?;
     allocate(tx, &routing.allocations)?;
     for f in &fresh {
-        tx.txn
-            .open_table(tables::FULFILLMENTS)?
-            .insert(f.id.as_str(), order.id.as_str())?;
+        tx.t.fulfillments.insert(f.id.as_str(), order.id.as_str())?;
         announce(tx, live, order, f)?;
     }
     if let (Some(i), false) = (from, fresh.is_empty()) {
@@ -265,7 +262,7 @@ pub fn announce(
 }
 
 /// Sets the order's status from its fulfillments and saves it.
-pub fn finish(tx: &Tx<'_>, order: &mut Order) -> Result<(), Problem> {
+pub fn finish(tx: &mut Tx<'_>, order: &mut Order) -> Result<(), Problem> {
     order.status = order.derived_status();
     order.updated_at_ms = tx.now_ms;
     save_order(tx, order)
@@ -273,7 +270,7 @@ pub fn finish(tx: &Tx<'_>, order: &mut Order) -> Result<(), Problem> {
 
 /// The operator cancels what has not shipped; the suppliers are told.
 pub fn cancel_order(tx: &mut Tx<'_>, live: &Arc<Live>, order_id: &str) -> Result<Order, Problem> {
-    let mut order: Order = decode_opt(tx.txn.open_table(tables::ORDERS)?.get(order_id)?)?
+    let mut order: Order = decode_opt(tx.t.orders.get(order_id)?)?
         .ok_or_else(|| Problem::not_found(format!("no order {order_id:?}")))?;
     let open: Vec<usize> = (0..order.fulfillments.len())
         .filter(|&i| order.fulfillments[i].status.holds_allocation())

@@ -70,36 +70,34 @@ pub trait IdempotencyReader {
     fn order(&self, id: &str) -> Result<Option<Order>, Problem>;
 }
 
-macro_rules! idempotency_reader {
-    ($t:ty) => {
-        impl IdempotencyReader for $t {
-            fn idempotency(
-                &self,
-                channel: &str,
-                key: &str,
-            ) -> Result<Option<IdempotencyRecord>, Problem> {
-                decode_opt(self.open_table(tables::IDEMPOTENCY)?.get((channel, key))?)
-            }
-            fn order(&self, id: &str) -> Result<Option<Order>, Problem> {
-                decode_opt(self.open_table(tables::ORDERS)?.get(id)?)
-            }
-        }
-    };
+impl IdempotencyReader for redb::ReadTransaction {
+    fn idempotency(&self, channel: &str, key: &str) -> Result<Option<IdempotencyRecord>, Problem> {
+        decode_opt(self.open_table(tables::IDEMPOTENCY)?.get((channel, key))?)
+    }
+    fn order(&self, id: &str) -> Result<Option<Order>, Problem> {
+        decode_opt(self.open_table(tables::ORDERS)?.get(id)?)
+    }
 }
-idempotency_reader!(redb::ReadTransaction);
-idempotency_reader!(redb::WriteTransaction);
+
+impl IdempotencyReader for Tx<'_> {
+    fn idempotency(&self, channel: &str, key: &str) -> Result<Option<IdempotencyRecord>, Problem> {
+        decode_opt(self.t.idempotency.get((channel, key))?)
+    }
+    fn order(&self, id: &str) -> Result<Option<Order>, Problem> {
+        decode_opt(self.t.orders.get(id)?)
+    }
+}
 
 /// Places an order: routes, allocates, records. Refuses (writing nothing) when the
 /// suppliers' committed positions cannot cover a line any more.
 pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<Placed, Problem> {
-    if let Some(order) = find_replay(tx.txn, &new.channel, &new.idempotency_key, &new.body_sha256)?
-    {
+    if let Some(order) = find_replay(&*tx, &new.channel, &new.idempotency_key, &new.body_sha256)? {
         return Ok(Placed::Replayed(order));
     }
     let mut lines = Vec::with_capacity(new.lines.len());
     let mut total: u64 = 0;
     {
-        let skus = tx.txn.open_table(tables::SKUS)?;
+        let skus = &tx.t.skus;
         for (sku, qty) in &new.lines {
             let record: Sku = decode_opt(skus.get(sku.as_str())?)?
                 .ok_or_else(|| Problem::invalid(format!("unknown SKU {sku:?}")))?;
@@ -154,7 +152,7 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
     allocate(tx, &routed.allocations)?;
     save_order(tx, &order)?;
     {
-        let mut index = tx.txn.open_table(tables::FULFILLMENTS)?;
+        let index = &mut tx.t.fulfillments;
         for f in &order.fulfillments {
             index.insert(f.id.as_str(), order_id.as_str())?;
         }
@@ -162,7 +160,7 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
             order: order_id.clone(),
             body_sha256: new.body_sha256,
         };
-        tx.txn.open_table(tables::IDEMPOTENCY)?.insert(
+        tx.t.idempotency.insert(
             (new.channel.as_str(), new.idempotency_key.as_str()),
             codec::encode(&record).as_slice(),
         )?;
@@ -182,9 +180,8 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
     Ok(Placed::Created(order))
 }
 
-pub fn save_order(tx: &Tx<'_>, order: &Order) -> Result<(), Problem> {
-    tx.txn
-        .open_table(tables::ORDERS)?
+pub fn save_order(tx: &mut Tx<'_>, order: &Order) -> Result<(), Problem> {
+    tx.t.orders
         .insert(order.id.as_str(), codec::encode(order).as_slice())?;
     Ok(())
 }
@@ -194,9 +191,9 @@ pub(super) fn load_candidates(
     tx: &Tx<'_>,
     wants: &[Want<'_>],
 ) -> Result<BTreeMap<String, Vec<Candidate>>, Problem> {
-    let offers = tx.txn.open_table(tables::OFFERS)?;
-    let suppliers = tx.txn.open_table(tables::SUPPLIERS)?;
-    let positions = tx.txn.open_table(tables::POSITIONS)?;
+    let offers = &tx.t.offers;
+    let suppliers = &tx.t.suppliers;
+    let positions = &tx.t.positions;
     let mut out: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for want in wants {
         if out.contains_key(want.sku) {
@@ -233,7 +230,7 @@ pub(super) fn build_fulfillments(
     tx: &Tx<'_>,
     allocations: &[routing::Allocation],
 ) -> Result<Vec<Fulfillment>, Problem> {
-    let suppliers = tx.txn.open_table(tables::SUPPLIERS)?;
+    let suppliers = &tx.t.suppliers;
     let mut out: Vec<Fulfillment> = Vec::new();
     for a in allocations {
         let line = FulfillmentLine {
@@ -267,8 +264,11 @@ pub(super) fn build_fulfillments(
     Ok(out)
 }
 
-pub(super) fn allocate(tx: &Tx<'_>, allocations: &[routing::Allocation]) -> Result<(), Problem> {
-    let mut positions = tx.txn.open_table(tables::POSITIONS)?;
+pub(super) fn allocate(
+    tx: &mut Tx<'_>,
+    allocations: &[routing::Allocation],
+) -> Result<(), Problem> {
+    let positions = &mut tx.t.positions;
     for a in allocations {
         let key = (a.supplier.as_str(), a.sku.as_str());
         let mut p: Position = decode_opt(positions.get(key)?)?.unwrap_or_default();

@@ -9,7 +9,7 @@ use redb::ReadableTable;
 use serde_json::{Value, json};
 
 use super::catalog::decode_opt;
-use super::{Tx, codec, tables};
+use super::{Tx, codec};
 use crate::clock::format_rfc3339;
 use crate::domain::{
     ATTEMPTS_KEPT_MAX, Attempt, Delivery, DeliveryStatus, Receiver, Retry, next_retry,
@@ -40,9 +40,7 @@ pub fn enqueue(
         created_at_ms: tx.now_ms,
     };
     save(tx, &delivery)?;
-    tx.txn
-        .open_table(tables::OUTBOX_DUE)?
-        .insert((tx.now_ms, id.as_str()), ())?;
+    tx.t.outbox_due.insert((tx.now_ms, id.as_str()), ())?;
     tx.event(
         "delivery.queued",
         "marketd",
@@ -58,15 +56,14 @@ pub fn enqueue(
     Ok(id)
 }
 
-fn save(tx: &Tx<'_>, d: &Delivery) -> Result<(), Problem> {
-    tx.txn
-        .open_table(tables::OUTBOX)?
+fn save(tx: &mut Tx<'_>, d: &Delivery) -> Result<(), Problem> {
+    tx.t.outbox
         .insert(d.id.as_str(), codec::encode(d).as_slice())?;
     Ok(())
 }
 
 fn load(tx: &Tx<'_>, id: &str) -> Result<Delivery, Problem> {
-    decode_opt(tx.txn.open_table(tables::OUTBOX)?.get(id)?)?
+    decode_opt(tx.t.outbox.get(id)?)?
         .ok_or_else(|| Problem::not_found(format!("no delivery {id:?}")))
 }
 
@@ -91,9 +88,7 @@ pub fn record_attempt(
         return Ok(d); // Retried or settled meanwhile; this attempt changes nothing.
     }
     let ok = sent.attempt.status.is_some_and(|s| (200..300).contains(&s));
-    tx.txn
-        .open_table(tables::OUTBOX_DUE)?
-        .remove((d.next_attempt_at_ms, id))?;
+    tx.t.outbox_due.remove((d.next_attempt_at_ms, id))?;
     d.attempt_count += 1;
     if d.attempts.len() == ATTEMPTS_KEPT_MAX {
         d.attempts.remove(0);
@@ -112,9 +107,7 @@ pub fn record_attempt(
         match retry {
             Retry::At(at_ms) => {
                 d.next_attempt_at_ms = at_ms;
-                tx.txn
-                    .open_table(tables::OUTBOX_DUE)?
-                    .insert((at_ms, id), ())?;
+                tx.t.outbox_due.insert((at_ms, id), ())?;
                 ("delivery.attempt_failed", DeliveryStatus::Pending)
             }
             Retry::GiveUp => ("delivery.failed", DeliveryStatus::Failed),
@@ -145,12 +138,11 @@ pub fn retry_now(tx: &mut Tx<'_>, live: &Arc<Live>, id: &str) -> Result<Delivery
             format!("delivery {id} was delivered; nothing to retry"),
         ));
     }
-    let mut due = tx.txn.open_table(tables::OUTBOX_DUE)?;
+    let due = &mut tx.t.outbox_due;
     if d.status == DeliveryStatus::Pending {
         due.remove((d.next_attempt_at_ms, id))?;
     }
     due.insert((tx.now_ms, id), ())?;
-    drop(due);
     let from = d.status;
     d.status = DeliveryStatus::Pending;
     d.next_attempt_at_ms = tx.now_ms;

@@ -1,7 +1,7 @@
 //! The redb tables. Keys are short strings or big-endian integers so range scans
 //! follow id (and so time) order; values are [`super::codec`] records unless noted.
 
-use redb::TableDefinition;
+use redb::{Table, TableDefinition, WriteTransaction};
 
 /// `schema_version` → u32 (postcard record).
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -40,3 +40,51 @@ pub const WEBHOOK_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new
 /// (received_at_ms, supplier, webhook-id) → (): the same, by age, for pruning.
 pub const WEBHOOK_IDS_BY_AGE: TableDefinition<(u64, &str, &str), ()> =
     TableDefinition::new("webhook_ids_by_age");
+
+/// Every table, opened once per write batch: opening a table costs a lookup and
+/// closing it a root update, so commands share these instead.
+pub struct Open<'t> {
+    pub suppliers: Table<'t, &'static str, &'static [u8]>,
+    pub skus: Table<'t, &'static str, &'static [u8]>,
+    pub product_skus: Table<'t, (&'static str, &'static str), ()>,
+    pub offers: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    pub supplier_skus: Table<'t, (&'static str, &'static str), &'static str>,
+    pub positions: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    pub channels: Table<'t, &'static str, &'static [u8]>,
+    pub channel_keys: Table<'t, &'static [u8], &'static str>,
+    pub listings: Table<'t, (&'static str, &'static str), &'static str>,
+    pub events: Table<'t, u64, &'static [u8]>,
+    pub subject_events: Table<'t, (&'static str, u64), ()>,
+    pub orders: Table<'t, &'static str, &'static [u8]>,
+    pub fulfillments: Table<'t, &'static str, &'static str>,
+    pub idempotency: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    pub outbox: Table<'t, &'static str, &'static [u8]>,
+    pub outbox_due: Table<'t, (u64, &'static str), ()>,
+    pub webhook_ids: Table<'t, (&'static str, &'static str), u64>,
+    pub webhook_ids_by_age: Table<'t, (u64, &'static str, &'static str), ()>,
+}
+
+impl<'t> Open<'t> {
+    pub fn all(txn: &'t WriteTransaction) -> Result<Self, redb::TableError> {
+        Ok(Self {
+            suppliers: txn.open_table(SUPPLIERS)?,
+            skus: txn.open_table(SKUS)?,
+            product_skus: txn.open_table(PRODUCT_SKUS)?,
+            offers: txn.open_table(OFFERS)?,
+            supplier_skus: txn.open_table(SUPPLIER_SKUS)?,
+            positions: txn.open_table(POSITIONS)?,
+            channels: txn.open_table(CHANNELS)?,
+            channel_keys: txn.open_table(CHANNEL_KEYS)?,
+            listings: txn.open_table(LISTINGS)?,
+            events: txn.open_table(EVENTS)?,
+            subject_events: txn.open_table(SUBJECT_EVENTS)?,
+            orders: txn.open_table(ORDERS)?,
+            fulfillments: txn.open_table(FULFILLMENTS)?,
+            idempotency: txn.open_table(IDEMPOTENCY)?,
+            outbox: txn.open_table(OUTBOX)?,
+            outbox_due: txn.open_table(OUTBOX_DUE)?,
+            webhook_ids: txn.open_table(WEBHOOK_IDS)?,
+            webhook_ids_by_age: txn.open_table(WEBHOOK_IDS_BY_AGE)?,
+        })
+    }
+}

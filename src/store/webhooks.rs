@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use redb::ReadableTable;
 
+use super::Tx;
 use super::catalog::{ReportItem, report_stock};
 use super::fulfillments::{StepInput, supplier_step};
-use super::{Tx, tables};
 use crate::clock::Millis;
 use crate::live::Live;
 use crate::problem::Problem;
@@ -45,12 +45,7 @@ pub fn apply(
     webhook_id: &str,
     inbound: Inbound,
 ) -> Result<Applied, Problem> {
-    if tx
-        .txn
-        .open_table(tables::WEBHOOK_IDS)?
-        .get((supplier, webhook_id))?
-        .is_some()
-    {
+    if tx.t.webhook_ids.get((supplier, webhook_id))?.is_some() {
         return Ok(Applied::Duplicate);
     }
     let actor = format!("supplier:{supplier}");
@@ -63,11 +58,8 @@ pub fn apply(
         }
     }
     let now_ms = tx.now_ms;
-    tx.txn
-        .open_table(tables::WEBHOOK_IDS)?
-        .insert((supplier, webhook_id), now_ms)?;
-    tx.txn
-        .open_table(tables::WEBHOOK_IDS_BY_AGE)?
+    tx.t.webhook_ids.insert((supplier, webhook_id), now_ms)?;
+    tx.t.webhook_ids_by_age
         .insert((now_ms, supplier, webhook_id), ())?;
     Ok(Applied::Done)
 }
@@ -78,15 +70,15 @@ pub fn prune(tx: &mut Tx<'_>, max: usize) -> Result<usize, Problem> {
     let cutoff = tx.now_ms.saturating_sub(WEBHOOK_ID_RETENTION_MS);
     let mut old = Vec::new();
     {
-        let by_age = tx.txn.open_table(tables::WEBHOOK_IDS_BY_AGE)?;
+        let by_age = &tx.t.webhook_ids_by_age;
         for entry in by_age.range((0u64, "", "")..(cutoff, "", ""))?.take(max) {
             let (k, _) = entry?;
             let (at, supplier, id) = k.value();
             old.push((at, supplier.to_owned(), id.to_owned()));
         }
     }
-    let mut by_age = tx.txn.open_table(tables::WEBHOOK_IDS_BY_AGE)?;
-    let mut ids = tx.txn.open_table(tables::WEBHOOK_IDS)?;
+    let by_age = &mut tx.t.webhook_ids_by_age;
+    let ids = &mut tx.t.webhook_ids;
     for (at, supplier, id) in &old {
         by_age.remove((*at, supplier.as_str(), id.as_str()))?;
         ids.remove((supplier.as_str(), id.as_str()))?;

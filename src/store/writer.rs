@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use redb::{Database, WriteTransaction};
+use redb::Database;
 use serde_json::Value;
 
 use super::{StoreError, codec, tables};
@@ -37,7 +37,8 @@ enum Msg {
 /// What a command sees while it is applied: the transaction, the batch's time, and
 /// the audit trail.
 pub struct Tx<'a> {
-    pub txn: &'a WriteTransaction,
+    /// Every table, open for the whole batch.
+    pub t: tables::Open<'a>,
     /// One instant for the whole batch, so every event in it agrees.
     pub now_ms: Millis,
     next_seq: u64,
@@ -64,9 +65,9 @@ impl Tx<'_> {
             subject: subject.to_owned(),
             data_json: data.to_string(),
         };
-        let mut events = self.txn.open_table(tables::EVENTS)?;
+        let events = &mut self.t.events;
         events.insert(seq, codec::encode(&event).as_slice())?;
-        let mut timeline = self.txn.open_table(tables::SUBJECT_EVENTS)?;
+        let timeline = &mut self.t.subject_events;
         timeline.insert((subject, seq), ())?;
         self.next_seq += 1;
         Ok(seq)
@@ -232,23 +233,25 @@ impl WriterThread {
             Ok(txn) => txn,
             Err(e) => return fail_all(batch, &StoreError::from(e)),
         };
-        let mut tx = Tx {
-            txn: &txn,
-            now_ms: self.clock.now_ms(),
-            next_seq: self.next_seq,
-            effects: Vec::new(),
-            poisoned: None,
-        };
         let mut replies: Vec<Reply> = Vec::with_capacity(size);
-        for job in batch.drain(..) {
-            replies.push(job(&mut tx));
-        }
-        let Tx {
-            next_seq,
-            effects,
-            poisoned,
-            ..
-        } = tx;
+        let (next_seq, effects, poisoned) = {
+            let open = match tables::Open::all(&txn) {
+                Ok(open) => open,
+                Err(e) => return fail_all(batch, &StoreError::from(e)),
+            };
+            let mut tx = Tx {
+                t: open,
+                now_ms: self.clock.now_ms(),
+                next_seq: self.next_seq,
+                effects: Vec::new(),
+                poisoned: None,
+            };
+            for job in batch.drain(..) {
+                replies.push(job(&mut tx));
+            }
+            (tx.next_seq, tx.effects, tx.poisoned)
+            // The tables close here, writing their roots into the transaction.
+        };
         let committed = match poisoned {
             // Dropping the transaction aborts it: no command of the batch lands.
             Some(why) => Err(StoreError::Db(format!("batch abandoned: {why}"))),
