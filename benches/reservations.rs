@@ -1,8 +1,9 @@
 //! The in-memory reservation table, the checkout hot path without HTTP or the store.
 //!
 //! - `reserve_release/uncontended`: one thread reserves one line of one SKU and
-//!   releases it again (slot claim, the hold's allocation, the id, the CAS on the
-//!   SKU's counter, and all of it undone).
+//!   releases it again (the CAS on the SKU's counter, a slot off the free queue,
+//!   the hold written into it, and all of it undone). The `res_…` text id is made
+//!   by the HTTP layer, not here.
 //! - `try_take_give_back/uncontended`: the bare counter path: one CAS that takes a
 //!   unit and one atomic subtraction that gives it back.
 //! - `reserve_release/hot_sku_2_threads`: the first case on ONE SKU from two threads
@@ -16,12 +17,11 @@
 mod common;
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use marketd::clock::Millis;
-use marketd::reservations::{Buffer, HeldLine, Hold, ReservationTable};
+use marketd::reservations::{Buffer, HeldLine, ReservationTable};
 
 /// The SKU every case works on.
 const HOT_SKU: u32 = 0;
@@ -41,25 +41,28 @@ fn stocked_table() -> ReservationTable {
     table
 }
 
+/// The channel number holds are made for.
+const CHANNEL: u32 = 0;
+const ONE_UNIT: [HeldLine; 1] = [HeldLine {
+    sku_slot: HOT_SKU,
+    qty: 1,
+}];
+
 /// One reserve of one unit of the hot SKU, then its release: one operation.
-fn reserve_release(table: &ReservationTable, channel: &Arc<str>) {
-    let hold = Hold {
-        channel: channel.clone(),
-        lines: vec![HeldLine {
-            sku_slot: HOT_SKU,
-            qty: 1,
-        }],
-        expires_at_ms: NOW_MS + 900_000,
-    };
+fn reserve_release(table: &ReservationTable) {
     let id = table
-        .reserve(hold, Buffer::default(), NOW_MS, 0)
+        .reserve(
+            CHANNEL,
+            black_box(&ONE_UNIT),
+            Buffer::default(),
+            NOW_MS + 900_000,
+        )
         .expect("the bench table ran out of stock or slots");
-    let released = table.release(black_box(&id), None, NOW_MS);
+    let released = table.release(black_box(id), Some(CHANNEL));
     assert!(released, "a fresh reservation was not live");
 }
 
 fn bench_reservations(c: &mut Criterion) {
-    let channel: Arc<str> = Arc::from("bench");
     let mut group = c.benchmark_group("reservations");
     group
         .sample_size(20)
@@ -69,7 +72,7 @@ fn bench_reservations(c: &mut Criterion) {
 
     let table = stocked_table();
     group.bench_function("reserve_release/uncontended", |b| {
-        b.iter(|| reserve_release(&table, &channel));
+        b.iter(|| reserve_release(&table));
     });
 
     let table = stocked_table();
@@ -90,7 +93,7 @@ fn bench_reservations(c: &mut Criterion) {
             let per_thread = iters.div_ceil(HOT_THREADS as u64);
             common::wall_time_on_threads(HOT_THREADS, || {
                 for _ in 0..per_thread {
-                    reserve_release(&table, &channel);
+                    reserve_release(&table);
                 }
             })
         });

@@ -39,6 +39,8 @@ impl DeliveryGauges {
 #[derive(Debug, Clone)]
 pub struct ChannelView {
     pub id: Arc<str>,
+    /// The channel's number in the reservation table (holds name it, not the id).
+    pub slot: u32,
     pub buffer: Buffer,
 }
 
@@ -50,6 +52,7 @@ pub struct Live {
     sku_names: Box<[OnceLock<Arc<str>>]>,
     next_sku_slot: AtomicU32,
     channels: papaya::HashMap<String, ChannelView>,
+    next_channel_slot: AtomicU32,
     channel_keys: papaya::HashMap<[u8; 32], Arc<str>>,
     listings: papaya::HashMap<(String, String), String>,
 }
@@ -63,6 +66,7 @@ impl Live {
             sku_names: (0..skus_max).map(|_| OnceLock::new()).collect(),
             next_sku_slot: AtomicU32::new(0),
             channels: papaya::HashMap::new(),
+            next_channel_slot: AtomicU32::new(0),
             channel_keys: papaya::HashMap::new(),
             listings: papaya::HashMap::new(),
         }
@@ -116,9 +120,15 @@ impl Live {
             .cloned()
     }
 
+    /// Called by the store writer (and at start-up) only.
     pub fn put_channel(&self, channel: &Channel) {
+        let slot = match self.channel(&channel.id) {
+            Some(existing) => existing.slot,
+            None => self.next_channel_slot.fetch_add(1, Ordering::Relaxed),
+        };
         let view = ChannelView {
             id: Arc::from(channel.id.as_str()),
+            slot,
             buffer: Buffer {
                 units: channel.buffer_units,
                 pct: channel.buffer_pct,

@@ -15,7 +15,6 @@
 //! This module knows atomics; it does not know the store, HTTP or JSON.
 
 use std::ptr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crossbeam_queue::ArrayQueue;
@@ -73,25 +72,93 @@ pub struct HeldLine {
     pub qty: u32,
 }
 
-/// A cart hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hold {
-    pub channel: Arc<str>,
-    pub lines: Vec<HeldLine>,
-    pub expires_at_ms: Millis,
+/// A hold's handle: its slot and the slot's generation when it was made, so a
+/// handle to a hold that is gone never matches the slot's next hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldId {
+    pub index: u32,
+    pub generation: u32,
 }
+
+impl HoldId {
+    /// `res_` + a ULID made at `now_ms` whose random part is
+    /// `slot:32 | generation:32 | random:16`.
+    pub fn encode(self, now_ms: Millis, random: u16) -> String {
+        let bits = (self.index as u128) << 48 | (self.generation as u128) << 16 | random as u128;
+        ids::make(ids::Kind::Reservation, now_ms, bits)
+    }
+
+    pub fn parse(id: &str) -> Option<Self> {
+        let bits = ids::parse(ids::Kind::Reservation, id)?.random();
+        Some(Self {
+            index: (bits >> 48) as u32,
+            generation: (bits >> 16) as u32,
+        })
+    }
+}
+
+/// Lines a hold keeps in its slot; a hold with more keeps them on the heap.
+pub const INLINE_LINES: usize = 4;
 
 const FREE: u64 = 0;
 const LIVE: u64 = 1;
 const CLAIMED: u64 = 2;
 
-/// One reservation slot. `state` is `generation << 2 | status`; whoever moves it
-/// from LIVE to CLAIMED owns the hold behind `hold` until it frees the slot.
+/// One reservation slot (64 bytes). `state` is `generation << 2 | status`; whoever
+/// moves it from FREE (by popping the slot off the free queue) or from LIVE to
+/// CLAIMED owns the other fields until it publishes or frees the slot.
 #[derive(Default)]
 struct HoldSlot {
     state: AtomicU64,
     expires_at_ms: AtomicU64,
-    hold: AtomicPtr<Hold>,
+    channel: AtomicU32,
+    line_count: AtomicU32,
+    /// `sku_slot << 32 | qty` per line, when `line_count <= INLINE_LINES`.
+    inline: [AtomicU64; INLINE_LINES],
+    /// Every line, when there are more than fit inline.
+    spill: AtomicPtr<Vec<HeldLine>>,
+}
+
+impl HoldSlot {
+    /// Calls `f` on each line. Only for the slot's owner.
+    fn for_each_line(&self, mut f: impl FnMut(HeldLine)) {
+        let count = self.line_count.load(Ordering::Relaxed) as usize;
+        if count <= INLINE_LINES {
+            for word in &self.inline[..count] {
+                let w = word.load(Ordering::Relaxed);
+                f(HeldLine {
+                    sku_slot: (w >> 32) as u32,
+                    qty: w as u32,
+                });
+            }
+        } else {
+            // SAFETY: set by the owner before publishing; only owners read it.
+            let lines = unsafe { &*self.spill.load(Ordering::Relaxed) };
+            lines.iter().copied().for_each(f);
+        }
+    }
+
+    /// Writes the lines. Only for the slot's owner, before publishing.
+    fn store_lines(&self, lines: &[HeldLine]) {
+        self.line_count.store(lines.len() as u32, Ordering::Relaxed);
+        if lines.len() <= INLINE_LINES {
+            for (word, l) in self.inline.iter().zip(lines) {
+                word.store((l.sku_slot as u64) << 32 | l.qty as u64, Ordering::Relaxed);
+            }
+        } else {
+            let spilled = Box::into_raw(Box::new(lines.to_vec()));
+            self.spill.store(spilled, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops spilled lines. Only for the slot's owner.
+    fn clear_spill(&self) {
+        let p = self.spill.swap(ptr::null_mut(), Ordering::Relaxed);
+        if !p.is_null() {
+            // SAFETY: made by Box::into_raw in store_lines; swapped out exactly once.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
 }
 
 /// Why a reserve was refused.
@@ -253,78 +320,77 @@ impl ReservationTable {
         Ok(())
     }
 
-    /// Reserves all lines for `channel` until `expires_at_ms`; returns the new id.
+    /// Takes every line for channel `channel` (a number the caller chooses) until
+    /// `expires_at_ms`, or nothing.
     pub fn reserve(
         &self,
-        hold: Hold,
+        channel: u32,
+        lines: &[HeldLine],
         buffer: Buffer,
-        now_ms: Millis,
-        random: u16,
-    ) -> Result<String, ReserveError> {
-        self.take_all(&hold.lines, buffer)?;
+        expires_at_ms: Millis,
+    ) -> Result<HoldId, ReserveError> {
+        self.take_all(lines, buffer)?;
         let Some(index) = self.free_holds.pop() else {
-            for line in &hold.lines {
-                self.give_back(line.sku_slot, line.qty);
-            }
+            self.give_back_all(lines);
             return Err(ReserveError::Full);
         };
         let slot = &self.holds[index as usize];
-        let generation = slot.state.load(Ordering::Acquire) >> 2;
-        slot.expires_at_ms
-            .store(hold.expires_at_ms, Ordering::Relaxed);
-        slot.hold
-            .store(Box::into_raw(Box::new(hold)), Ordering::Relaxed);
-        // Publishing LIVE (Release) makes the hold and expiry visible to a claimer.
-        slot.state.store(generation << 2 | LIVE, Ordering::Release);
+        let generation = (slot.state.load(Ordering::Acquire) >> 2) as u32;
+        slot.expires_at_ms.store(expires_at_ms, Ordering::Relaxed);
+        slot.channel.store(channel, Ordering::Relaxed);
+        slot.store_lines(lines);
+        // Publishing LIVE (Release) makes the fields above visible to a claimer.
+        slot.state
+            .store((generation as u64) << 2 | LIVE, Ordering::Release);
         self.live_holds.fetch_add(1, Ordering::Relaxed);
-        Ok(hold_id(now_ms, index, generation as u32, random))
+        Ok(HoldId { index, generation })
     }
 
-    /// Takes a live reservation out of the table for `channel` (None: any channel),
-    /// with its units still taken. Expired ones are given back and refused.
-    pub fn claim(
-        &self,
-        id: &str,
-        channel: Option<&str>,
-        now_ms: Millis,
-    ) -> Result<Hold, ClaimError> {
-        let (index, generation) = parse_hold_id(id).ok_or(ClaimError::Unknown)?;
-        let slot = self.holds.get(index as usize).ok_or(ClaimError::Unknown)?;
-        let live = (generation as u64) << 2 | LIVE;
+    /// Moves a live hold to CLAIMED for `channel` (None: any channel); returns its
+    /// slot, now owned by the caller.
+    fn claim_slot(&self, id: HoldId, channel: Option<u32>) -> Option<&HoldSlot> {
+        let slot = self.holds.get(id.index as usize)?;
+        let live = (id.generation as u64) << 2 | LIVE;
+        let claimed = (id.generation as u64) << 2 | CLAIMED;
         slot.state
-            .compare_exchange(
-                live,
-                (generation as u64) << 2 | CLAIMED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .map_err(|_| ClaimError::Unknown)?;
-        // SAFETY: the successful CAS to CLAIMED makes this thread the hold's only
-        // owner; the pointer was stored before LIVE was published.
-        let hold_ptr = slot.hold.load(Ordering::Acquire);
-        if channel.is_some_and(|c| unsafe { &*hold_ptr }.channel.as_ref() != c) {
+            .compare_exchange(live, claimed, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        if channel.is_some_and(|c| slot.channel.load(Ordering::Relaxed) != c) {
             // Not the asker's: put it back untouched.
             slot.state.store(live, Ordering::Release);
-            return Err(ClaimError::Unknown);
+            return None;
         }
-        let hold = self.free_slot(index, generation);
-        if hold.expires_at_ms <= now_ms {
-            self.give_back_all(&hold.lines);
-            return Err(ClaimError::Expired);
-        }
-        Ok(hold)
+        Some(slot)
     }
 
-    /// Releases a reservation at once (DELETE). Returns whether it was live.
-    pub fn release(&self, id: &str, channel: Option<&str>, now_ms: Millis) -> bool {
-        match self.claim(id, channel, now_ms) {
-            Ok(hold) => {
-                self.give_back_all(&hold.lines);
-                true
-            }
-            Err(ClaimError::Expired) => true,
-            Err(ClaimError::Unknown) => false,
+    /// Takes a live hold out of the table with its units still taken, for an
+    /// order. Expired ones are given back and refused.
+    pub fn claim(
+        &self,
+        id: HoldId,
+        channel: Option<u32>,
+        now_ms: Millis,
+    ) -> Result<Vec<HeldLine>, ClaimError> {
+        let slot = self.claim_slot(id, channel).ok_or(ClaimError::Unknown)?;
+        let expired = slot.expires_at_ms.load(Ordering::Relaxed) <= now_ms;
+        let mut lines = Vec::with_capacity(slot.line_count.load(Ordering::Relaxed) as usize);
+        slot.for_each_line(|l| lines.push(l));
+        self.free_slot(id);
+        if expired {
+            self.give_back_all(&lines);
+            return Err(ClaimError::Expired);
         }
+        Ok(lines)
+    }
+
+    /// Releases a hold at once, giving its units back. Returns whether it was there.
+    pub fn release(&self, id: HoldId, channel: Option<u32>) -> bool {
+        let Some(slot) = self.claim_slot(id, channel) else {
+            return false;
+        };
+        slot.for_each_line(|l| self.give_back(l.sku_slot, l.qty));
+        self.free_slot(id);
+        true
     }
 
     pub fn give_back_all(&self, lines: &[HeldLine]) {
@@ -340,69 +406,39 @@ impl ReservationTable {
         let start = self.sweep_cursor.fetch_add(slots_max, Ordering::Relaxed) % n;
         let mut released = 0;
         for k in 0..slots_max.min(n) {
-            let index = (start + k) % n;
-            let slot = &self.holds[index];
+            let index = ((start + k) % n) as u32;
+            let slot = &self.holds[index as usize];
             let state = slot.state.load(Ordering::Acquire);
             if state & 3 != LIVE || slot.expires_at_ms.load(Ordering::Relaxed) > now_ms {
                 continue;
             }
-            let generation = (state >> 2) as u32;
-            if slot
-                .state
-                .compare_exchange(
-                    state,
-                    (state & !3) | CLAIMED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
-                let hold = self.free_slot(index as u32, generation);
-                self.give_back_all(&hold.lines);
+            let id = HoldId {
+                index,
+                generation: (state >> 2) as u32,
+            };
+            if self.release(id, None) {
                 released += 1;
             }
         }
         released
     }
 
-    /// Frees a CLAIMED slot (bumping its generation, so old ids stop matching) and
-    /// returns its hold.
-    fn free_slot(&self, index: u32, generation: u32) -> Hold {
-        let slot = &self.holds[index as usize];
-        let hold_ptr = slot.hold.swap(ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: only the CLAIMED owner gets here, and the pointer came from
-        // Box::into_raw in `reserve`; swapping in null means nobody frees it twice.
-        let hold = *unsafe { Box::from_raw(hold_ptr) };
-        let next = (generation.wrapping_add(1) as u64) << 2 | FREE;
+    /// Frees a CLAIMED slot, bumping its generation so old ids stop matching.
+    fn free_slot(&self, id: HoldId) {
+        let slot = &self.holds[id.index as usize];
+        slot.clear_spill();
+        let next = (id.generation.wrapping_add(1) as u64) << 2 | FREE;
         slot.state.store(next, Ordering::Release);
         self.live_holds.fetch_sub(1, Ordering::Relaxed);
         // The queue has room for every slot, so a freed slot always fits.
-        let _ = self.free_holds.push(index);
-        hold
+        let _ = self.free_holds.push(id.index);
     }
 }
 
 impl Drop for ReservationTable {
     fn drop(&mut self) {
-        for slot in self.holds.iter() {
-            let p = slot.hold.swap(ptr::null_mut(), Ordering::AcqRel);
-            if !p.is_null() {
-                // SAFETY: the table is being dropped, so nobody else holds the slot.
-                drop(unsafe { Box::from_raw(p) });
-            }
-        }
+        self.holds.iter().for_each(HoldSlot::clear_spill);
     }
-}
-
-/// `res_` + a ULID whose random part is `slot:32 | generation:32 | random:16`.
-fn hold_id(now_ms: Millis, index: u32, generation: u32, random: u16) -> String {
-    let bits = (index as u128) << 48 | (generation as u128) << 16 | random as u128;
-    ids::make(ids::Kind::Reservation, now_ms, bits)
-}
-
-fn parse_hold_id(id: &str) -> Option<(u32, u32)> {
-    let bits = ids::parse(ids::Kind::Reservation, id)?.random();
-    Some(((bits >> 48) as u32, (bits >> 16) as u32))
 }
 
 #[cfg(test)]

@@ -5,15 +5,22 @@ use proptest::prelude::*;
 
 use super::*;
 
-fn hold(lines: &[(u32, u32)], expires_at_ms: Millis) -> Hold {
-    Hold {
-        channel: Arc::from("web"),
-        lines: lines
-            .iter()
-            .map(|&(sku_slot, qty)| HeldLine { sku_slot, qty })
-            .collect(),
-        expires_at_ms,
-    }
+const WEB: u32 = 7;
+
+fn lines(lines: &[(u32, u32)]) -> Vec<HeldLine> {
+    lines
+        .iter()
+        .map(|&(sku_slot, qty)| HeldLine { sku_slot, qty })
+        .collect()
+}
+
+/// Reserves `l` for channel WEB until `expires_at_ms`.
+fn hold(
+    t: &ReservationTable,
+    l: &[(u32, u32)],
+    expires_at_ms: Millis,
+) -> Result<HoldId, ReserveError> {
+    t.reserve(WEB, &lines(l), NO_BUFFER, expires_at_ms)
 }
 
 const NO_BUFFER: Buffer = Buffer { units: 0, pct: 0 };
@@ -39,7 +46,7 @@ fn multi_line_reserve_is_all_or_nothing() {
     let t = ReservationTable::new(4, 8);
     t.set_totals(0, 5, 0);
     t.set_totals(1, 1, 0);
-    let err = t.reserve(hold(&[(0, 3), (1, 2)], 100), NO_BUFFER, 0, 0);
+    let err = hold(&t, &[(0, 3), (1, 2)], 100);
     assert_eq!(
         err,
         Err(ReserveError::Insufficient(vec![(0, 3, 5), (1, 2, 1)]))
@@ -52,39 +59,36 @@ fn multi_line_reserve_is_all_or_nothing() {
 fn claim_release_and_expiry_give_units_back_once() {
     let t = ReservationTable::new(2, 2);
     t.set_totals(0, 10, 0);
-    let a = t.reserve(hold(&[(0, 4)], 100), NO_BUFFER, 0, 1).unwrap();
-    let b = t.reserve(hold(&[(0, 4)], 100), NO_BUFFER, 0, 2).unwrap();
-    assert_eq!(
-        t.reserve(hold(&[(0, 1)], 100), NO_BUFFER, 0, 3),
-        Err(ReserveError::Full)
-    );
+    let a = hold(&t, &[(0, 4)], 100).unwrap();
+    let b = hold(&t, &[(0, 4)], 100).unwrap();
+    assert_eq!(hold(&t, &[(0, 1)], 100), Err(ReserveError::Full));
     assert_eq!(
         t.levels(0).reserved,
         8,
         "a refused reserve gives its units back"
     );
-    assert!(t.release(&a, None, 50));
-    assert!(!t.release(&a, None, 50), "a released id is gone");
+    assert!(t.release(a, None));
+    assert!(!t.release(a, None), "a released id is gone");
     assert_eq!(t.levels(0).reserved, 4);
     // Another channel cannot touch it.
-    assert_eq!(t.claim(&b, Some("app"), 50), Err(ClaimError::Unknown));
+    assert_eq!(t.claim(b, Some(WEB + 1), 50), Err(ClaimError::Unknown));
     assert_eq!(t.sweep(99, 10), 0);
     assert_eq!(t.sweep(100, 10), 1);
     assert_eq!(t.levels(0).reserved, 0);
-    assert_eq!(t.claim(&b, None, 100), Err(ClaimError::Unknown));
+    assert_eq!(t.claim(b, None, 100), Err(ClaimError::Unknown));
     // The slot is reused under a new generation; the old id does not match it.
-    let c = t.reserve(hold(&[(0, 1)], 500), NO_BUFFER, 0, 4).unwrap();
+    let c = hold(&t, &[(0, 1)], 500).unwrap();
     assert_ne!(b, c);
-    assert_eq!(t.claim(&b, None, 100), Err(ClaimError::Unknown));
-    assert_eq!(t.claim(&c, Some("web"), 100).unwrap().lines[0].qty, 1);
+    assert_eq!(t.claim(b, None, 100), Err(ClaimError::Unknown));
+    assert_eq!(t.claim(c, Some(WEB), 100).unwrap()[0].qty, 1);
 }
 
 #[test]
 fn claiming_an_expired_hold_gives_it_back() {
     let t = ReservationTable::new(1, 1);
     t.set_totals(0, 3, 0);
-    let a = t.reserve(hold(&[(0, 3)], 10), NO_BUFFER, 0, 0).unwrap();
-    assert_eq!(t.claim(&a, None, 10), Err(ClaimError::Expired));
+    let a = hold(&t, &[(0, 3)], 10).unwrap();
+    assert_eq!(t.claim(a, None, 10), Err(ClaimError::Expired));
     assert_eq!(t.levels(0).reserved, 0);
     assert_eq!(t.live_reservations(), 0);
 }
@@ -122,8 +126,46 @@ fn garbage_ids_are_unknown() {
         "ord_01ARZ3NDEKTSV4RRFFQ69G5FAV",
         "res_7ZZZZZZZZZZZZZZZZZZZZZZZZZ",
     ] {
-        assert_eq!(t.claim(id, None, 0), Err(ClaimError::Unknown), "{id}");
+        let unknown = HoldId::parse(id).is_none_or(|h| t.claim(h, None, 0).is_err());
+        assert!(unknown, "{id}");
     }
+    // A well-formed id naming no live hold, or a slot out of range.
+    let made = hold(&t, &[], 10).unwrap();
+    let stale = HoldId {
+        generation: made.generation + 1,
+        ..made
+    };
+    assert_eq!(t.claim(stale, None, 0), Err(ClaimError::Unknown));
+    assert_eq!(
+        t.claim(
+            HoldId {
+                index: 9,
+                generation: 0
+            },
+            None,
+            0
+        ),
+        Err(ClaimError::Unknown)
+    );
+    let text = made.encode(1, 0xabcd);
+    assert_eq!(HoldId::parse(&text), Some(made));
+}
+
+#[test]
+fn holds_with_more_lines_than_fit_inline_keep_them_all() {
+    let t = ReservationTable::new(8, 2);
+    for sku in 0..8 {
+        t.set_totals(sku, 10, 0);
+    }
+    let many: Vec<(u32, u32)> = (0..8).map(|sku| (sku, sku + 1)).collect();
+    let id = hold(&t, &many, 100).unwrap();
+    assert_eq!(t.levels(7).reserved, 8);
+    let claimed = t.claim(id, Some(WEB), 0).unwrap();
+    assert_eq!(claimed, lines(&many));
+    t.give_back_all(&claimed);
+    let id = hold(&t, &many, 100).unwrap();
+    assert!(t.release(id, None));
+    assert!((0..8).all(|sku| t.levels(sku).reserved == 0));
 }
 
 /// Many threads race for one hot SKU with reserve, release and order; the units
@@ -141,17 +183,17 @@ fn many_threads_never_oversell_a_hot_sku() {
             std::thread::spawn(move || {
                 for i in 0..20_000u32 {
                     let qty = 1 + (i + n) % 3;
-                    let Ok(id) = t.reserve(hold(&[(0, qty)], u64::MAX), NO_BUFFER, 0, 0) else {
+                    let Ok(id) = hold(&t, &[(0, qty)], u64::MAX) else {
                         continue;
                     };
                     let l = t.levels(0);
                     assert!(l.allocated + l.reserved <= l.on_hand, "oversold: {l:?}");
                     if i % 2 == 0 {
-                        assert!(t.release(&id, None, 0));
+                        assert!(t.release(id, None));
                     } else {
-                        let held = t.claim(&id, None, 0).unwrap();
-                        t.allocate_taken(0, held.lines[0].qty);
-                        ordered.fetch_add(held.lines[0].qty, Ordering::Relaxed);
+                        let held = t.claim(id, None, 0).unwrap();
+                        t.allocate_taken(0, held[0].qty);
+                        ordered.fetch_add(held[0].qty, Ordering::Relaxed);
                     }
                 }
             })
@@ -208,7 +250,7 @@ fn op() -> impl Strategy<Value = Op> {
 struct Model {
     on_hand: [u32; 3],
     allocated: [u32; 3],
-    holds: Vec<(String, u32, u32, u64)>, // id, sku, qty, expires_at
+    holds: Vec<(HoldId, u32, u32, u64)>, // id, sku, qty, expires_at
 }
 
 impl Model {
@@ -241,20 +283,20 @@ proptest! {
                     let free = (m.on_hand[s] as i64 - m.allocated[s] as i64
                         - m.reserved(sku, now) as i64 - 1 - buffer.units as i64).max(0);
                     let fits = qty as i64 <= free && m.holds.len() < 8;
-                    let got = t.reserve(hold(&[(sku, qty)], now + ttl), buffer, now, 0);
+                    let got = t.reserve(WEB, &lines(&[(sku, qty)]), buffer, now + ttl);
                     prop_assert_eq!(got.is_ok(), fits);
                     if let Ok(id) = got { m.holds.push((id, sku, qty, now + ttl)); }
                 }
                 Op::Release(k) if !m.holds.is_empty() => {
                     let h = m.holds.remove(k % m.holds.len());
-                    prop_assert!(t.release(&h.0, None, now));
+                    prop_assert!(t.release(h.0, None));
                 }
                 Op::Order(k) if !m.holds.is_empty() => {
                     let h = m.holds.remove(k % m.holds.len());
-                    match t.claim(&h.0, None, now) {
+                    match t.claim(h.0, None, now) {
                         Ok(held) => {
                             prop_assert!(h.3 > now);
-                            t.allocate_taken(h.1, held.lines[0].qty);
+                            t.allocate_taken(h.1, held[0].qty);
                             m.allocated[h.1 as usize] += h.2;
                         }
                         Err(e) => {

@@ -40,14 +40,8 @@ pub fn enqueue(
         created_at_ms: tx.now_ms,
     };
     save(tx, &delivery)?;
+    // No event of its own: the change that queues it writes one in this transaction.
     tx.t.outbox_due.insert((tx.now_ms, id.as_str()), ())?;
-    tx.event(
-        "delivery.queued",
-        "marketd",
-        &id,
-        json!({"type": kind,
-        "receiver": delivery.receiver.describe()}),
-    )?;
     let live = live.clone();
     tx.after_commit(move || {
         live.deliveries.moved(None, Some(DeliveryStatus::Pending));
@@ -94,8 +88,8 @@ pub fn record_attempt(
         d.attempts.remove(0);
     }
     d.attempts.push(sent.attempt.clone());
-    let (kind, status) = if ok {
-        ("delivery.delivered", DeliveryStatus::Delivered)
+    let settled = if ok {
+        Some(("delivery.delivered", DeliveryStatus::Delivered))
     } else {
         let retry = next_retry(
             d.attempt_count,
@@ -108,23 +102,28 @@ pub fn record_attempt(
             Retry::At(at_ms) => {
                 d.next_attempt_at_ms = at_ms;
                 tx.t.outbox_due.insert((at_ms, id), ())?;
-                ("delivery.attempt_failed", DeliveryStatus::Pending)
+                None
             }
-            Retry::GiveUp => ("delivery.failed", DeliveryStatus::Failed),
+            Retry::GiveUp => Some(("delivery.failed", DeliveryStatus::Failed)),
         }
     };
-    d.status = status;
-    save(tx, &d)?;
-    tx.event(kind, "marketd", id, json!({"attempt": d.attempt_count,
-        "status": sent.attempt.status, "error": sent.attempt.error,
-        "next_attempt_at": (status == DeliveryStatus::Pending).then(|| format_rfc3339(d.next_attempt_at_ms))}))?;
-    if status != DeliveryStatus::Pending {
+    // Attempts are kept on the delivery; the audit trail records how it ends.
+    if let Some((kind, status)) = settled {
+        d.status = status;
+        tx.event(
+            kind,
+            "marketd",
+            id,
+            json!({"attempts": d.attempt_count,
+            "status": sent.attempt.status, "error": sent.attempt.error}),
+        )?;
         let live = live.clone();
         tx.after_commit(move || {
             live.deliveries
                 .moved(Some(DeliveryStatus::Pending), Some(status))
         });
     }
+    save(tx, &d)?;
     Ok(d)
 }
 

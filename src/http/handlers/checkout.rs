@@ -14,7 +14,7 @@ use crate::http::auth::Caller;
 use crate::http::io::{self, Body};
 use crate::live::{ChannelView, Live};
 use crate::problem::Problem;
-use crate::reservations::{ClaimError, HeldLine, Hold, ReserveError};
+use crate::reservations::{ClaimError, HeldLine, HoldId, ReserveError};
 use crate::store::orders::{self, NewOrder, Placed};
 use crate::store::{read, tables};
 
@@ -134,21 +134,12 @@ pub async fn reserve(call: Call) -> Result<Response<Body>, Problem> {
     )?;
     let now_ms = app.clock.now_ms();
     let expires_at_ms = now_ms + ttl_s * 1000;
-    let hold = Hold {
-        channel: channel.id.clone(),
-        lines: lines.clone(),
-        expires_at_ms,
-    };
     let id = app
         .live
         .table
-        .reserve(
-            hold,
-            channel.buffer,
-            now_ms,
-            crate::ids::random_u128() as u16,
-        )
-        .map_err(|e| reserve_error(&app.live, e))?;
+        .reserve(channel.slot, &lines, channel.buffer, expires_at_ms)
+        .map_err(|e| reserve_error(&app.live, e))?
+        .encode(now_ms, crate::ids::random_u128() as u16);
     let body = json!({"id": id, "channel": input.channel,
         "expires_at": format_rfc3339(expires_at_ms), "lines": held_json(&app.live, &lines)});
     Ok(io::json(StatusCode::CREATED, &body))
@@ -162,15 +153,17 @@ fn caller_channel(caller: &Caller) -> Option<&str> {
     }
 }
 
+/// The caller's channel number in the reservation table; None for the operator.
+fn caller_slot(live: &Live, caller: &Caller) -> Option<u32> {
+    caller_channel(caller).map(|c| live.channel(c).map_or(u32::MAX, |v| v.slot))
+}
+
 pub fn release(call: Call) -> Result<Response<Body>, Problem> {
     let id = &call.params[0];
-    let now_ms = call.app.clock.now_ms();
-    if call
-        .app
-        .live
-        .table
-        .release(id, caller_channel(&call.caller), now_ms)
-    {
+    let live = &call.app.live;
+    let released = HoldId::parse(id)
+        .is_some_and(|hold| live.table.release(hold, caller_slot(live, &call.caller)));
+    if released {
         Ok(io::no_content())
     } else {
         Err(Problem::not_found(format!("no live reservation {id:?}")))
@@ -234,8 +227,11 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
     }
     let now_ms = app.clock.now_ms();
     let held = match (&input.reservation, &input.lines) {
-        (Some(id), None) => match app.live.table.claim(id, Some(&input.channel), now_ms) {
-            Ok(hold) => hold.lines,
+        (Some(id), None) => match HoldId::parse(id)
+            .ok_or(ClaimError::Unknown)
+            .and_then(|hold| app.live.table.claim(hold, Some(channel.slot), now_ms))
+        {
+            Ok(lines) => lines,
             Err(e) => {
                 // A concurrent retry of this very order may have used the hold.
                 let replay =
