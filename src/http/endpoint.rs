@@ -111,21 +111,21 @@ impl Endpoint {
     /// Finds the route for a method and raw path: 404 when no pattern fits the
     /// path, 405 (with the methods that would) when only the method is wrong.
     pub fn parse(method: &Method, path: &str) -> Result<Self, Problem> {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut allowed = Vec::new();
         for (index, (m, pattern, route, access)) in ROUTES.iter().enumerate() {
-            let Some(params) = match_pattern(pattern, &segments)? else {
+            if !fits(pattern, path) {
                 continue;
-            };
-            if m == method {
-                return Ok(Self {
-                    index,
-                    route: *route,
-                    access: *access,
-                    params,
-                });
             }
-            allowed.push(m.as_str());
+            if m != method {
+                allowed.push(m.as_str());
+                continue;
+            }
+            return Ok(Self {
+                index,
+                route: *route,
+                access: *access,
+                params: captures(pattern, path)?,
+            });
         }
         if allowed.is_empty() {
             return Err(Problem::not_found(format!("no such endpoint: {path}")));
@@ -140,23 +140,34 @@ impl Endpoint {
     }
 }
 
-fn match_pattern(pattern: &str, segments: &[&str]) -> Result<Option<Vec<String>>, Problem> {
-    let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
-    if parts.len() != segments.len() {
-        return Ok(None);
-    }
-    let mut params = Vec::new();
-    for (part, segment) in parts.iter().zip(segments) {
-        if *part == "{}" {
-            let decoded = percent_decode_str(segment)
-                .decode_utf8()
-                .map_err(|_| Problem::bad_request("path segment is not UTF-8"))?;
-            params.push(decoded.into_owned());
-        } else if part != segment {
-            return Ok(None);
+/// Whether `path` has the pattern's shape; allocates nothing, since every request
+/// tries several patterns.
+fn fits(pattern: &str, path: &str) -> bool {
+    let mut parts = pattern.split('/');
+    let mut segments = path.split('/');
+    loop {
+        match (parts.next(), segments.next()) {
+            (None, None) => return true,
+            (Some("{}"), Some(segment)) if !segment.is_empty() => {}
+            (Some(part), Some(segment)) if part == segment => {}
+            _ => return false,
         }
     }
-    Ok(Some(params))
+}
+
+/// The percent-decoded segments where the pattern has `{}`.
+fn captures(pattern: &str, path: &str) -> Result<Vec<String>, Problem> {
+    pattern
+        .split('/')
+        .zip(path.split('/'))
+        .filter(|(part, _)| *part == "{}")
+        .map(|(_, segment)| {
+            percent_decode_str(segment)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| Problem::bad_request("path segment is not UTF-8"))
+        })
+        .collect()
 }
 
 #[cfg(test)]

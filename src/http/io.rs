@@ -83,7 +83,9 @@ pub fn parse_json<T: DeserializeOwned>(
 }
 
 pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut res = Response::new(Full::new(Bytes::from(value.to_string())));
+    let mut res = Response::new(Full::new(Bytes::from(
+        serde_json::to_vec(value).unwrap_or_default(),
+    )));
     *res.status_mut() = status;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
