@@ -47,6 +47,14 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "MARKETD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Shift the daemon's clock by this many seconds (for SLA drills and tests).
+    #[arg(
+        long,
+        env = "MARKETD_CLOCK_OFFSET_S",
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_s: Option<i64>,
 }
 
 impl ServeArgs {
@@ -64,6 +72,9 @@ impl ServeArgs {
         }
         if let Some(format) = self.log_format {
             config.log_format = format;
+        }
+        if let Some(offset) = self.clock_offset_s {
+            config.clock_offset_s = offset;
         }
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)

@@ -25,6 +25,20 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock shifted by a fixed number of seconds: lets a drill (or a test of
+/// the real binary) see what the daemon does when deadlines have passed.
+#[derive(Debug, Clone, Copy)]
+pub struct OffsetClock {
+    pub offset_s: i64,
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> Millis {
+        let now = SystemClock.now_ms() as i64 + self.offset_s * 1000;
+        now.max(0) as Millis
+    }
+}
+
 /// A clock that only moves when told to; for tests.
 #[derive(Debug, Default)]
 pub struct ManualClock {

@@ -34,6 +34,8 @@ pub struct Limits {
     pub drain_timeout_s: u64,
     /// Reservations the expiry sweeper looks at per tick.
     pub sweep_slots_per_tick: usize,
+    /// SLA deadlines held in memory; the rest wait in the store's due index.
+    pub deadlines_in_memory_max: usize,
 }
 
 impl Default for Limits {
@@ -47,6 +49,7 @@ impl Default for Limits {
             lines_max: 1_000,
             drain_timeout_s: 10,
             sweep_slots_per_tick: 65_536,
+            deadlines_in_memory_max: 65_536,
         }
     }
 }
@@ -63,6 +66,8 @@ pub struct Config {
     /// Where operator alerts go, if anywhere.
     pub alerts_url: Option<String>,
     pub alerts_secret: Option<String>,
+    /// Seconds added to the wall clock; 0 in production.
+    pub clock_offset_s: i64,
     pub limits: Limits,
 }
 
@@ -75,6 +80,7 @@ impl Default for Config {
             currency: "USD".to_owned(),
             alerts_url: None,
             alerts_secret: None,
+            clock_offset_s: 0,
             limits: Limits::default(),
         }
     }
@@ -125,6 +131,7 @@ impl Config {
             ("connections_max", l.connections_max),
             ("lines_max", l.lines_max),
             ("sweep_slots_per_tick", l.sweep_slots_per_tick),
+            ("deadlines_in_memory_max", l.deadlines_in_memory_max),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!(
@@ -134,6 +141,17 @@ impl Config {
         if l.reservations_max > u32::MAX as usize || l.skus_max > u32::MAX as usize {
             return Err(ConfigError::Invalid(
                 "limits.reservations_max and limits.skus_max must fit in 32 bits".into(),
+            ));
+        }
+        if let Some(url) = &self.alerts_url {
+            crate::domain::check_url("alerts_url", url)
+                .map_err(|p| ConfigError::Invalid(p.detail))?;
+        }
+        if let Some(secret) = &self.alerts_secret
+            && crate::secret::sign_webhook(secret, "check", 0, b"").is_none()
+        {
+            return Err(ConfigError::Invalid(
+                "alerts_secret must be whsec_ followed by base64".into(),
             ));
         }
         if self.alerts_url.is_some() != self.alerts_secret.is_some() {

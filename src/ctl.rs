@@ -77,6 +77,11 @@ pub enum CtlCommand {
         #[command(subcommand)]
         cmd: DeliveryCmd,
     },
+    /// SLA breaches.
+    Sla {
+        #[command(subcommand)]
+        cmd: SlaCmd,
+    },
     /// The audit trail.
     Events {
         #[command(subcommand)]
@@ -119,6 +124,13 @@ pub enum SupplierCmd {
     },
     RotateSecret {
         id: String,
+    },
+    /// On-time rates, ack latency and breaches over a window.
+    Scorecard {
+        id: String,
+        /// The window, in seconds (default 30 days).
+        #[arg(long)]
+        window_s: Option<u64>,
     },
 }
 
@@ -230,6 +242,17 @@ pub enum OrderCmd {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum SlaCmd {
+    /// Breaches, newest fulfillments last; --open for the unresolved ones.
+    Breaches {
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        supplier: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum FulfillmentCmd {
     /// Move a fulfillment's lines to --supplier, or to the next one able to take them.
     Reroute {
@@ -317,6 +340,7 @@ const SKU_COLUMNS: &[&str] = &["sku", "product", "title", "price", "safety_stock
 const CHANNEL_COLUMNS: &[&str] = &["id", "name", "buffer_units", "buffer_pct"];
 const ORDER_COLUMNS: &[&str] = &["id", "channel", "status", "total", "created_at"];
 const EVENT_COLUMNS: &[&str] = &["seq", "at", "type", "actor", "subject"];
+const BREACH_COLUMNS: &[&str] = &["fulfillment", "supplier", "stage", "deadline", "open"];
 const DELIVERY_COLUMNS: &[&str] = &[
     "id",
     "type",
@@ -354,6 +378,14 @@ fn to_call(cmd: CtlCommand) -> Result<Call, String> {
             SupplierCmd::RotateSecret { id } => {
                 post(format!("/v1/suppliers/{}/rotate-secret", seg(&id)))
             }
+            SupplierCmd::Scorecard { id, window_s } => get(
+                format!(
+                    "/v1/suppliers/{}/scorecard{}",
+                    seg(&id),
+                    query(&[("window_s", window_s.map(|w| w.to_string()))])
+                ),
+                None,
+            ),
         },
         CtlCommand::Skus { cmd } => match cmd {
             SkuCmd::Put {
@@ -467,6 +499,19 @@ fn to_call(cmd: CtlCommand) -> Result<Call, String> {
                 Some(EVENT_COLUMNS),
             ),
             OrderCmd::Cancel { id } => post(format!("/v1/orders/{}/cancel", seg(&id))),
+        },
+        CtlCommand::Sla { cmd } => match cmd {
+            SlaCmd::Breaches { open, supplier } => get(
+                format!(
+                    "/v1/sla/breaches{}",
+                    query(&[
+                        ("limit", Some("1000".into())),
+                        ("open", open.then(|| "true".into())),
+                        ("supplier", supplier),
+                    ])
+                ),
+                Some(BREACH_COLUMNS),
+            ),
         },
         CtlCommand::Fulfillments { cmd } => match cmd {
             FulfillmentCmd::Reroute { id, supplier } => send(

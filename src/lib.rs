@@ -15,6 +15,8 @@ pub mod live;
 pub mod metrics;
 pub mod problem;
 pub mod reservations;
+pub mod schedule;
 pub mod secret;
 pub mod server;
+pub mod sla;
 pub mod store;

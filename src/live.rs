@@ -11,6 +11,7 @@ use redb::{ReadTransaction, ReadableTable};
 use crate::domain::{Channel, Delivery, DeliveryStatus, Position, Sku, Supplier, SupplierStatus};
 use crate::problem::Problem;
 use crate::reservations::{Buffer, ReservationTable};
+use crate::schedule::DeadlineSchedule;
 use crate::store::{StoreError, codec, tables};
 
 /// How many outbound deliveries are pending and failed, and the dispatcher's bell.
@@ -47,6 +48,8 @@ pub struct ChannelView {
 pub struct Live {
     pub table: ReservationTable,
     pub deliveries: DeliveryGauges,
+    /// The earliest SLA deadlines; the SLA timer fills it from the store.
+    pub deadlines: DeadlineSchedule,
     sku_slots: papaya::HashMap<String, u32>,
     /// slot → SKU id, set once when the slot is handed out.
     sku_names: Box<[OnceLock<Arc<str>>]>,
@@ -58,10 +61,11 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(skus_max: usize, reservations_max: usize) -> Self {
+    pub fn new(skus_max: usize, reservations_max: usize, deadlines_in_memory_max: usize) -> Self {
         Self {
             table: ReservationTable::new(skus_max, reservations_max),
             deliveries: DeliveryGauges::default(),
+            deadlines: DeadlineSchedule::new(deadlines_in_memory_max),
             sku_slots: papaya::HashMap::new(),
             sku_names: (0..skus_max).map(|_| OnceLock::new()).collect(),
             next_sku_slot: AtomicU32::new(0),

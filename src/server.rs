@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, OffsetClock, SystemClock};
 use crate::config::Config;
 use crate::http;
 use crate::http::endpoint::ROUTES;
@@ -38,9 +38,11 @@ impl App {
     pub fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Arc<Self>, String> {
         config.validate().map_err(|e| e.to_string())?;
         let store = Store::open(&config.data_dir).map_err(|e| e.to_string())?;
+        let limits = &config.limits;
         let live = Arc::new(Live::new(
-            config.limits.skus_max,
-            config.limits.reservations_max,
+            limits.skus_max,
+            limits.reservations_max,
+            limits.deadlines_in_memory_max,
         ));
         live.rebuild(&store.read().map_err(|e| e.to_string())?)
             .map_err(|e| format!("cannot rebuild memory from the store: {e}"))?;
@@ -96,16 +98,21 @@ fn load_or_create_token(data_dir: &Path) -> Result<String, String> {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), String> {
-    let app = App::open(config, Arc::new(SystemClock))?;
+    let clock: Arc<dyn Clock> = match config.clock_offset_s {
+        0 => Arc::new(SystemClock),
+        offset_s => Arc::new(OffsetClock { offset_s }),
+    };
+    let app = App::open(config, clock)?;
     let listener = TcpListener::bind(app.config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", app.config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, data = %app.config.data_dir.display(), "marketd serving");
+    let shutdown = shutdown_signal()?;
     // Tests and scripts read this line to find the port when listening on :0.
     println!("marketd listening on http://{addr}");
     let _ = std::io::stdout().flush();
-    serve_app(app, listener, shutdown_signal()).await;
+    serve_app(app, listener, shutdown).await;
     tracing::info!("marketd stopped");
     Ok(())
 }
@@ -120,6 +127,7 @@ pub async fn serve_app(
     let background = [
         tokio::spawn(sweep_reservations(app.clone())),
         tokio::spawn(crate::dispatch::run(app.clone())),
+        tokio::spawn(crate::sla::run(app.clone())),
         tokio::spawn(prune_webhook_ids(app.clone())),
     ];
     http::serve(listener, app.clone(), shutdown).await;
@@ -161,24 +169,20 @@ async fn prune_webhook_ids(app: Arc<App>) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when it is first polled, so a signal right after start-up is never missed.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
+    let (mut term, mut int) = (
+        listen(SignalKind::terminate())?,
+        listen(SignalKind::interrupt())?,
+    );
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown requested: draining");
+        tracing::info!("shutdown requested: draining");
+    })
 }

@@ -5,10 +5,12 @@ pub mod catalog;
 pub mod delivery;
 pub mod order;
 pub mod routing;
+pub mod sla;
 
 pub use catalog::*;
 pub use delivery::*;
 pub use order::*;
+pub use sla::*;
 
 use serde::{Deserialize, Serialize};
 

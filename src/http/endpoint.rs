@@ -52,6 +52,8 @@ pub enum Route {
     GetDelivery,
     RetryDelivery,
     SupplierWebhook,
+    SupplierScorecard,
+    ListBreaches,
 }
 
 /// Every route: `{}` in a pattern captures one percent-decoded path segment.
@@ -90,6 +92,8 @@ pub const ROUTES: &[(Method, &str, Route, Access)] = &[
     (Method::GET, "/v1/deliveries/{}", Route::GetDelivery, Access::Operator),
     (Method::POST, "/v1/deliveries/{}/retry", Route::RetryDelivery, Access::Operator),
     (Method::POST, "/webhooks/suppliers/{}", Route::SupplierWebhook, Access::Supplier),
+    (Method::GET, "/v1/suppliers/{}/scorecard", Route::SupplierScorecard, Access::Operator),
+    (Method::GET, "/v1/sla/breaches", Route::ListBreaches, Access::Operator),
 ];
 
 /// A parsed request target.

@@ -108,6 +108,7 @@ pub fn apply_step(
         Step::Reject | Step::Cancel | Step::TimeOut => f.ended_reason = input.reason.clone(),
     }
     let f = f.clone();
+    super::sla::settle(tx, live, &f, input.step)?;
     if releases {
         release_positions(tx, &f, input.step == Step::Ship)?;
         refresh_totals(tx, live, f.lines.iter().map(|l| l.sku.as_str()))?;
@@ -234,7 +235,8 @@ fn lines_json(lines: &[FulfillmentLine]) -> Vec<Value> {
         .collect()
 }
 
-/// Records a new fulfillment's routing and sends it to its supplier.
+/// Records a new fulfillment's routing, sends it to its supplier and starts its
+/// SLA clock.
 pub fn announce(
     tx: &mut Tx<'_>,
     live: &Arc<Live>,
@@ -258,7 +260,7 @@ pub fn announce(
         "fulfillment.created",
         data,
     )?;
-    Ok(())
+    super::sla::track_new(tx, live, f)
 }
 
 /// Sets the order's status from its fulfillments and saves it.

@@ -9,6 +9,7 @@ pub mod fulfillments;
 pub mod orders;
 pub mod outbox;
 pub mod read;
+pub mod sla;
 pub mod tables;
 pub mod webhooks;
 pub mod writer;
@@ -151,6 +152,10 @@ fn create_all_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(tables::OUTBOX_DUE)?;
     txn.open_table(tables::WEBHOOK_IDS)?;
     txn.open_table(tables::WEBHOOK_IDS_BY_AGE)?;
+    txn.open_table(tables::DEADLINES)?;
+    txn.open_table(tables::BREACHES)?;
+    txn.open_table(tables::SUPPLIER_HISTORY)?;
+    txn.open_table(tables::OPEN_BREACHES)?;
     Ok(())
 }
 

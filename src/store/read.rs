@@ -6,7 +6,7 @@ use redb::{ReadTransaction, TableDefinition};
 use serde::de::DeserializeOwned;
 
 use super::{codec, tables};
-use crate::domain::{Event, Position};
+use crate::domain::{Breach, Event, FulfillmentRecord, Position};
 use crate::problem::Problem;
 
 /// Most records a filtered page looks at before it answers with what it found and a
@@ -139,6 +139,70 @@ pub fn product_skus(
             return Ok((items.clone(), items.last().cloned()));
         }
         items.push(sku.to_owned());
+    }
+    Ok((items, None))
+}
+
+/// The scorecard history of `supplier` for fulfillments routed in `[from_ms, to_ms]`.
+pub fn supplier_history(
+    txn: &ReadTransaction,
+    supplier: &str,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<Vec<FulfillmentRecord>, Problem> {
+    let t = txn.open_table(tables::SUPPLIER_HISTORY)?;
+    let mut out = Vec::new();
+    for entry in t.range((supplier, from_ms, "")..(supplier, to_ms.saturating_add(1), ""))? {
+        let (_, v) = entry?;
+        out.push(codec::decode(v.value())?);
+    }
+    Ok(out)
+}
+
+/// A supplier's open breaches right now.
+pub fn open_breaches(txn: &ReadTransaction, supplier: &str) -> Result<u64, Problem> {
+    let t = txn.open_table(tables::OPEN_BREACHES)?;
+    Ok(t.get(supplier)?.map_or(0, |v| v.value()))
+}
+
+/// Open breaches over every supplier (one entry per supplier).
+pub fn all_open_breaches(txn: &ReadTransaction) -> Result<u64, Problem> {
+    let t = txn.open_table(tables::OPEN_BREACHES)?;
+    let mut total = 0;
+    for entry in t.range::<&str>(..)? {
+        total += entry?.1.value();
+    }
+    Ok(total)
+}
+
+/// A page of breaches and the key to go on after.
+pub type BreachPage = (Vec<Breach>, Option<(String, u8)>);
+
+/// Breaches after `cursor` (`fulfillment:stage`) that `keep` accepts.
+pub fn breaches(
+    txn: &ReadTransaction,
+    cursor: Option<(&str, u8)>,
+    limit: usize,
+    keep: impl Fn(&Breach) -> bool,
+) -> Result<BreachPage, Problem> {
+    let t = txn.open_table(tables::BREACHES)?;
+    let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
+    let mut items = Vec::new();
+    let mut last = None;
+    for (scanned, entry) in t
+        .range::<(&str, u8)>((start, Bound::Unbounded))?
+        .enumerate()
+    {
+        if items.len() == limit || scanned == PAGE_SCAN_MAX {
+            return Ok((items, last));
+        }
+        let (k, v) = entry?;
+        let (fulfillment, stage) = k.value();
+        last = Some((fulfillment.to_owned(), stage));
+        let breach: Breach = codec::decode(v.value())?;
+        if keep(&breach) {
+            items.push(breach);
+        }
     }
     Ok((items, None))
 }

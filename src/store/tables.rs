@@ -41,6 +41,16 @@ pub const WEBHOOK_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new
 pub const WEBHOOK_IDS_BY_AGE: TableDefinition<(u64, &str, &str), ()> =
     TableDefinition::new("webhook_ids_by_age");
 
+/// (deadline_ms, fulfillment id, stage) → (): deadlines not yet met or fired.
+pub const DEADLINES: TableDefinition<(u64, &str, u8), ()> = TableDefinition::new("deadlines");
+/// (fulfillment id, stage) → Breach.
+pub const BREACHES: TableDefinition<(&str, u8), &[u8]> = TableDefinition::new("breaches");
+/// (supplier, created_at_ms, fulfillment id) → FulfillmentRecord: scorecard history.
+pub const SUPPLIER_HISTORY: TableDefinition<(&str, u64, &str), &[u8]> =
+    TableDefinition::new("supplier_history");
+/// supplier → number of its open breaches.
+pub const OPEN_BREACHES: TableDefinition<&str, u64> = TableDefinition::new("open_breaches");
+
 /// Every table, opened once per write batch: opening a table costs a lookup and
 /// closing it a root update, so commands share these instead.
 pub struct Open<'t> {
@@ -62,6 +72,10 @@ pub struct Open<'t> {
     pub outbox_due: Table<'t, (u64, &'static str), ()>,
     pub webhook_ids: Table<'t, (&'static str, &'static str), u64>,
     pub webhook_ids_by_age: Table<'t, (u64, &'static str, &'static str), ()>,
+    pub deadlines: Table<'t, (u64, &'static str, u8), ()>,
+    pub breaches: Table<'t, (&'static str, u8), &'static [u8]>,
+    pub supplier_history: Table<'t, (&'static str, u64, &'static str), &'static [u8]>,
+    pub open_breaches: Table<'t, &'static str, u64>,
 }
 
 impl<'t> Open<'t> {
@@ -85,6 +99,10 @@ impl<'t> Open<'t> {
             outbox_due: txn.open_table(OUTBOX_DUE)?,
             webhook_ids: txn.open_table(WEBHOOK_IDS)?,
             webhook_ids_by_age: txn.open_table(WEBHOOK_IDS_BY_AGE)?,
+            deadlines: txn.open_table(DEADLINES)?,
+            breaches: txn.open_table(BREACHES)?,
+            supplier_history: txn.open_table(SUPPLIER_HISTORY)?,
+            open_breaches: txn.open_table(OPEN_BREACHES)?,
         })
     }
 }

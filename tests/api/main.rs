@@ -6,4 +6,5 @@ mod checkout;
 mod fake;
 mod ops;
 mod routing;
+mod sla;
 mod support;

@@ -6,6 +6,7 @@ mod checkout;
 mod deliveries;
 mod fulfillments;
 mod ops;
+mod sla;
 mod stock;
 mod suppliers;
 pub mod views;
@@ -89,6 +90,8 @@ pub async fn dispatch(
         Route::GetDelivery => deliveries::get(call),
         Route::RetryDelivery => deliveries::retry(call).await,
         Route::SupplierWebhook => webhooks::receive(call).await,
+        Route::SupplierScorecard => sla::scorecard_of(call),
+        Route::ListBreaches => sla::breaches(call),
     }
 }
 

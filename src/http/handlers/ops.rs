@@ -28,6 +28,14 @@ pub fn metrics(app: &App) -> Response<Body> {
         let n = n.load(std::sync::atomic::Ordering::Relaxed);
         out.push_str(&format!("marketd_deliveries{{status=\"{status}\"}} {n}\n"));
     }
+    let open: u64 = app
+        .store
+        .read()
+        .ok()
+        .and_then(|txn| read::all_open_breaches(&txn).ok())
+        .unwrap_or(0);
+    out.push_str("# TYPE marketd_open_breaches gauge\n");
+    out.push_str(&format!("marketd_open_breaches {open}\n"));
     io::text("text/plain; version=0.0.4", out)
 }
 

@@ -1,0 +1,69 @@
+//! The SLA timer: one task that sleeps until the earliest deadline in the
+//! schedule (woken early when an earlier one is added), fires what is due through
+//! the store writer, and refills the schedule from the store's due index when it
+//! runs dry. At start-up the schedule is empty, so the first pass loads the store's
+//! earliest deadlines and fires every one that passed while the daemon was down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redb::ReadableTable;
+
+use crate::problem::Problem;
+use crate::server::App;
+use crate::store::{sla, tables};
+
+/// Deadlines fired in one store command.
+pub const FIRE_BATCH_MAX: usize = 1_000;
+/// Longest the timer sleeps before looking again (a manual clock in tests moves
+/// without telling anyone).
+pub const IDLE_WAKE_MS: u64 = 250;
+
+pub async fn run(app: Arc<App>) {
+    let schedule = &app.live.deadlines;
+    loop {
+        if schedule.needs_refill()
+            && let Err(p) = refill(&app)
+        {
+            tracing::error!(detail = %p.detail, "cannot read the deadline index");
+            tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)).await;
+            continue;
+        }
+        let now_ms = app.clock.now_ms();
+        let due = schedule.take_due(now_ms, FIRE_BATCH_MAX);
+        if !due.is_empty() {
+            let (live, kept) = (app.live.clone(), due.clone());
+            if let Err(p) = app.writer.write(move |tx| sla::fire(tx, &live, due)).await {
+                tracing::warn!(detail = %p.detail, "could not fire deadlines; will retry");
+                schedule.refill(kept, false);
+                tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)).await;
+            }
+            continue;
+        }
+        let wait_ms = schedule.next_ms().map_or(IDLE_WAKE_MS, |next| {
+            next.saturating_sub(now_ms).min(IDLE_WAKE_MS)
+        });
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+            () = schedule.wake.notified() => {}
+        }
+    }
+}
+
+/// Loads the store's earliest deadlines into the schedule.
+fn refill(app: &App) -> Result<(), Problem> {
+    let schedule = &app.live.deadlines;
+    let capacity = schedule.capacity();
+    let txn = app.store.read()?;
+    let index = txn.open_table(tables::DEADLINES)?;
+    let mut earliest = Vec::with_capacity(capacity.min(4_096));
+    for entry in index.iter()?.take(capacity + 1) {
+        let (k, _) = entry?;
+        let (at_ms, fulfillment, stage) = k.value();
+        earliest.push((at_ms, fulfillment.to_owned(), stage));
+    }
+    let complete = earliest.len() <= capacity;
+    earliest.truncate(capacity);
+    schedule.refill(earliest, complete);
+    Ok(())
+}

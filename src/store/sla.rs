@@ -1,0 +1,219 @@
+//! Store commands for SLAs: a new fulfillment's three deadlines and its scorecard
+//! history, settling deadlines when steps are taken, and firing the ones that pass.
+//! Deadlines live in a due index written in the same transaction as the
+//! fulfillment; firing removes the entry and records the breach in one
+//! transaction, so each deadline fires once, across restarts too.
+
+use std::sync::Arc;
+
+use redb::ReadableTable;
+use serde_json::json;
+
+use super::catalog::decode_opt;
+use super::fulfillments::{StepInput, apply_step, find, finish, place_routing, route_again};
+use super::{Tx, codec, outbox};
+use crate::clock::{Millis, format_rfc3339};
+use crate::domain::{
+    AckTimeout, Breach, Fulfillment, FulfillmentRecord, Order, Receiver, Stage, Step, Supplier,
+};
+use crate::live::Live;
+use crate::problem::Problem;
+use crate::schedule::DeadlineKey;
+
+fn deadline_of(f: &Fulfillment, stage: Stage) -> Millis {
+    match stage {
+        Stage::Ack => f.ack_by_ms,
+        Stage::Ship => f.ship_by_ms,
+        Stage::Deliver => f.deliver_by_ms,
+    }
+}
+
+fn key(f: &Fulfillment, stage: Stage) -> DeadlineKey {
+    (deadline_of(f, stage), f.id.clone(), stage as u8)
+}
+
+/// Starts the clock on a new fulfillment: three deadlines and its history record.
+pub fn track_new(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment) -> Result<(), Problem> {
+    for stage in Stage::ALL {
+        let (at, id, s) = key(f, stage);
+        tx.t.deadlines.insert((at, id.as_str(), s), ())?;
+    }
+    let record = FulfillmentRecord {
+        status: f.status,
+        created_at_ms: f.created_at_ms,
+        ack_by_ms: f.ack_by_ms,
+        ship_by_ms: f.ship_by_ms,
+        acknowledged_at_ms: None,
+        shipped_at_ms: None,
+        breached: [false; 3],
+    };
+    save_record(tx, f, &record)?;
+    let (live, keys) = (live.clone(), Stage::ALL.map(|s| key(f, s)));
+    tx.after_commit(move || keys.into_iter().for_each(|k| live.deadlines.add(k)));
+    Ok(())
+}
+
+fn save_record(tx: &mut Tx<'_>, f: &Fulfillment, r: &FulfillmentRecord) -> Result<(), Problem> {
+    tx.t.supplier_history.insert(
+        (f.supplier.as_str(), f.created_at_ms, f.id.as_str()),
+        codec::encode(r).as_slice(),
+    )?;
+    Ok(())
+}
+
+fn load_record(tx: &Tx<'_>, f: &Fulfillment) -> Result<Option<FulfillmentRecord>, Problem> {
+    decode_opt(
+        tx.t.supplier_history
+            .get((f.supplier.as_str(), f.created_at_ms, f.id.as_str()))?,
+    )
+}
+
+/// After fulfillment `f` took `step`: the deadlines it met (or that no longer
+/// apply) are removed, their open breaches closed, and its history updated.
+pub fn settle(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    f: &Fulfillment,
+    step: Step,
+) -> Result<(), Problem> {
+    let stages: &[Stage] = match step {
+        Step::Acknowledge => &[Stage::Ack],
+        Step::Ship => &[Stage::Ack, Stage::Ship],
+        Step::Deliver => &[Stage::Deliver],
+        Step::Reject | Step::Cancel | Step::TimeOut => &Stage::ALL,
+    };
+    for &stage in stages {
+        let k = key(f, stage);
+        if tx.t.deadlines.remove((k.0, k.1.as_str(), k.2))?.is_some() {
+            let live = live.clone();
+            tx.after_commit(move || live.deadlines.remove(&k));
+        }
+        close_breach(tx, f, stage)?;
+    }
+    if let Some(mut r) = load_record(tx, f)? {
+        r.status = f.status;
+        r.acknowledged_at_ms = f.acknowledged_at_ms;
+        r.shipped_at_ms = f.shipped_at_ms;
+        save_record(tx, f, &r)?;
+    }
+    Ok(())
+}
+
+fn close_breach(tx: &mut Tx<'_>, f: &Fulfillment, stage: Stage) -> Result<(), Problem> {
+    let existing: Option<Breach> = decode_opt(tx.t.breaches.get((f.id.as_str(), stage as u8))?)?;
+    let Some(mut breach) = existing.filter(|b| b.closed_at_ms.is_none()) else {
+        return Ok(());
+    };
+    breach.closed_at_ms = Some(tx.now_ms);
+    tx.t.breaches.insert(
+        (f.id.as_str(), stage as u8),
+        codec::encode(&breach).as_slice(),
+    )?;
+    let open =
+        tx.t.open_breaches
+            .get(f.supplier.as_str())?
+            .map_or(0, |v| v.value());
+    tx.t.open_breaches
+        .insert(f.supplier.as_str(), open.saturating_sub(1))?;
+    Ok(())
+}
+
+/// Fires deadlines that passed. One that is no longer in the due index (its step
+/// was taken, or it already fired) is skipped. Returns how many breached.
+pub fn fire(tx: &mut Tx<'_>, live: &Arc<Live>, due: Vec<DeadlineKey>) -> Result<usize, Problem> {
+    let mut breached = 0;
+    for (at, fulfillment, stage) in due {
+        if tx
+            .t
+            .deadlines
+            .remove((at, fulfillment.as_str(), stage))?
+            .is_none()
+        {
+            continue;
+        }
+        let Some(stage) = Stage::from_u8(stage) else {
+            continue;
+        };
+        let (mut order, i) = match find(tx, &fulfillment) {
+            Ok(found) => found,
+            Err(p) if p.status == 404 => continue, // Nothing to breach.
+            Err(p) => return Err(p),
+        };
+        if record_breach(tx, live, &order, i, stage)? {
+            breached += 1;
+            reroute_if_silent(tx, live, &mut order, i, stage)?;
+        }
+    }
+    Ok(breached)
+}
+
+/// Records the breach once per stage: event, scorecard, operator alert.
+fn record_breach(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    order: &Order,
+    i: usize,
+    stage: Stage,
+) -> Result<bool, Problem> {
+    let f = &order.fulfillments[i];
+    if tx.t.breaches.get((f.id.as_str(), stage as u8))?.is_some() {
+        return Ok(false);
+    }
+    let breach = Breach {
+        fulfillment: f.id.clone(),
+        order: order.id.clone(),
+        supplier: f.supplier.clone(),
+        stage,
+        deadline_ms: deadline_of(f, stage),
+        detected_at_ms: tx.now_ms,
+        closed_at_ms: None,
+    };
+    tx.t.breaches.insert(
+        (f.id.as_str(), stage as u8),
+        codec::encode(&breach).as_slice(),
+    )?;
+    let open =
+        tx.t.open_breaches
+            .get(f.supplier.as_str())?
+            .map_or(0, |v| v.value());
+    tx.t.open_breaches.insert(f.supplier.as_str(), open + 1)?;
+    if let Some(mut r) = load_record(tx, f)? {
+        r.breached[stage as usize] = true;
+        save_record(tx, f, &r)?;
+    }
+    let data = json!({"fulfillment": f.id, "supplier": f.supplier, "stage": stage.as_str(),
+        "deadline": format_rfc3339(breach.deadline_ms)});
+    tx.event("sla.breached", "marketd", &order.id, data.clone())?;
+    outbox::enqueue(tx, live, Receiver::Operator, "sla.breached", data)?;
+    Ok(true)
+}
+
+/// An unacknowledged fulfillment of a supplier set to `reroute` is timed out and
+/// its lines go to the next supplier.
+fn reroute_if_silent(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    order: &mut Order,
+    i: usize,
+    stage: Stage,
+) -> Result<(), Problem> {
+    let f = &order.fulfillments[i];
+    if stage != Stage::Ack || f.acknowledged_at_ms.is_some() || !f.status.holds_allocation() {
+        return Ok(());
+    }
+    let supplier: Option<Supplier> = decode_opt(tx.t.suppliers.get(f.supplier.as_str())?)?;
+    if supplier.is_none_or(|s| s.on_ack_timeout != AckTimeout::Reroute) {
+        return Ok(());
+    }
+    let input = StepInput {
+        step: Step::TimeOut,
+        reason: Some("not acknowledged by ack_by".into()),
+        tracking: None,
+        actor: "marketd".into(),
+    };
+    apply_step(tx, live, order, i, input)?;
+    let lines = order.fulfillments[i].lines.clone();
+    let routing = route_again(tx, order, &lines, None)?;
+    place_routing(tx, live, order, routing, Some(i))?;
+    finish(tx, order)
+}
