@@ -9,12 +9,17 @@
 //!
 //! Scenarios:
 //! - `setup` (operator token): creates and approves the supplier `load-supplier`,
-//!   SKUs `load-sku-0..K-1` with an offer each and `on_hand` at the maximum, and the
-//!   channel; prints `api_key=<key>` on stdout when the channel was created.
+//!   SKUs `load-sku-0..K-1` with an offer each (supplier SKU `LOAD-i`) and `on_hand`
+//!   at the maximum, and the channel; prints `supplier_secret=<secret>` on stdout when
+//!   the supplier was created and `api_key=<key>` when the channel was.
 //! - `reserve` (channel key): `POST /v1/reservations`, one unit, `ttl_s: 1`, cycling
 //!   over the K SKUs; holds expire and the sweeper gives their units back.
 //! - `order` (channel key): `POST /v1/orders` with lines and a unique
 //!   `Idempotency-Key`; each answer is a durable order.
+//! - `webhook` (supplier secret, `--secret`; no bearer token): `POST
+//!   /webhooks/suppliers/load-supplier`, a `stock.updated` event for one of the K
+//!   SKUs, signed per Standard Webhooks with a unique `webhook-id`; each answer is a
+//!   verified, committed event. Answers `{"status": "duplicate"}` are counted apart.
 //!
 //! At the end it prints the requests answered, requests/s, p50/p99/max latency and
 //! the count of every non-2xx status, as `key=value` lines on stdout.
@@ -22,10 +27,13 @@
 //! ```text
 //! cargo build --release --example loadgen
 //! L=target/release/examples/loadgen
-//! KEY=$($L --url http://127.0.0.1:7272 --token "$(cat DATA/operator.token)" \
-//!        --scenario setup | sed -n 's/^api_key=//p')
+//! OUT=$($L --url http://127.0.0.1:7272 --token "$(cat DATA/operator.token)" \
+//!        --scenario setup)
+//! KEY=$(echo "$OUT" | sed -n 's/^api_key=//p')
+//! SECRET=$(echo "$OUT" | sed -n 's/^supplier_secret=//p')
 //! $L --url http://127.0.0.1:7272 --token "$KEY" --scenario reserve --duration-s 10
 //! $L --url http://127.0.0.1:7272 --token "$KEY" --scenario order --duration-s 10
+//! $L --url http://127.0.0.1:7272 --secret "$SECRET" --scenario webhook --duration-s 10
 //! ```
 
 use std::collections::BTreeMap;
@@ -44,6 +52,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use marketd::domain::UNITS_MAX;
+use marketd::secret::sign_webhook;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout_at};
@@ -71,6 +80,8 @@ enum Scenario {
     Reserve,
     /// POST /v1/orders with lines and a unique Idempotency-Key (channel api key).
     Order,
+    /// POST /webhooks/suppliers/load-supplier, signed stock.updated (--secret).
+    Webhook,
 }
 
 impl Scenario {
@@ -80,6 +91,7 @@ impl Scenario {
             Self::Setup => "setup",
             Self::Reserve => "reserve",
             Self::Order => "order",
+            Self::Webhook => "webhook",
         }
     }
 }
@@ -90,9 +102,13 @@ struct Args {
     /// The daemon's base URL; must be http:// on a loopback address.
     #[arg(long, env = "MARKETD_URL", default_value = "http://127.0.0.1:7070")]
     url: String,
-    /// Bearer token: the operator token for `setup`, the channel's api_key otherwise.
+    /// Bearer token: the operator token for `setup`, the channel's api_key for
+    /// `reserve` and `order`; `webhook` ignores it.
     #[arg(long, env = "MARKETD_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
+    /// The supplier's webhook secret (`whsec_...`, printed by `setup`); `webhook` only.
+    #[arg(long, env = "LOADGEN_SECRET", hide_env_values = true)]
+    secret: Option<String>,
     /// Keep-alive connections, each driven by its own task.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=CONNECTIONS_MAX as i64))]
     connections: u32,
@@ -118,13 +134,14 @@ struct Client {
     addr: SocketAddr,
     /// `host[:port]` for the Host header.
     authority: HeaderValue,
-    /// `Bearer <token>`, marked sensitive so it is never printed.
-    auth: HeaderValue,
+    /// `Bearer <token>`, marked sensitive so it is never printed; None for
+    /// `webhook`, which signs instead.
+    auth: Option<HeaderValue>,
 }
 
 impl Client {
     /// Checks that `url` names a loopback address and resolves it.
-    async fn new(url: &str, token: &str) -> Result<Self, String> {
+    async fn new(url: &str, token: Option<&str>) -> Result<Self, String> {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|e| format!("--url {url:?} is not a URL: {e}"))?;
@@ -159,15 +176,34 @@ impl Client {
             }
         };
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
-        let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| "--token must be visible ASCII".to_owned())?;
-        auth.set_sensitive(true);
+        let auth = match token {
+            Some(token) => {
+                let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| "--token must be visible ASCII".to_owned())?;
+                auth.set_sensitive(true);
+                Some(auth)
+            }
+            None => None,
+        };
         Ok(Self {
             addr,
             authority: HeaderValue::from_str(authority)
                 .map_err(|e| format!("--url {url:?} has a bad host: {e}"))?,
             auth,
         })
+    }
+
+    /// A request builder for `path` with Host and, when there is a token, the
+    /// bearer token.
+    fn builder(&self, method: Method, path: &str) -> hyper::http::request::Builder {
+        let builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, self.authority.clone());
+        match &self.auth {
+            Some(auth) => builder.header(AUTHORIZATION, auth.clone()),
+            None => builder,
+        }
     }
 
     /// A request to `path`, with a JSON body when there is one.
@@ -178,11 +214,7 @@ impl Client {
         body: Option<&Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Request<Full<Bytes>>, BoxError> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, self.authority.clone())
-            .header(AUTHORIZATION, self.auth.clone());
+        let mut builder = self.builder(method, path);
         if let Some(key) = idempotency_key {
             builder = builder.header("idempotency-key", key);
         }
@@ -242,6 +274,8 @@ fn path_segment(id: &str) -> String {
 struct Workload {
     scenario: Scenario,
     channel: String,
+    /// The supplier's webhook secret; checked to sign when the scenario is `webhook`.
+    secret: Option<String>,
     skus: u64,
     /// Makes this run's idempotency keys differ from earlier runs'.
     run_id: u128,
@@ -257,7 +291,13 @@ impl Workload {
         self.requests_max.is_none_or(|max| n < max).then_some(n)
     }
 
-    fn request(&self, client: &Client, n: u64) -> Result<Request<Full<Bytes>>, BoxError> {
+    /// Request number `n`, sent by connection `conn`.
+    fn request(
+        &self,
+        client: &Client,
+        conn: u32,
+        n: u64,
+    ) -> Result<Request<Full<Bytes>>, BoxError> {
         let lines = json!([{"sku": sku_name(n % self.skus), "qty": 1}]);
         match self.scenario {
             Scenario::Reserve => {
@@ -273,8 +313,42 @@ impl Workload {
                 let key = format!("load-{}-{n}", self.run_id);
                 client.request(Method::POST, "/v1/orders", Some(&body), Some(&key))
             }
+            Scenario::Webhook => self.webhook(client, conn, n),
             Scenario::Setup => Err("setup is not a load scenario".into()),
         }
+    }
+
+    /// A signed `stock.updated` event for one SKU, with a `webhook-id` unique to
+    /// this run, connection and request, stamped now.
+    fn webhook(
+        &self,
+        client: &Client,
+        conn: u32,
+        n: u64,
+    ) -> Result<Request<Full<Bytes>>, BoxError> {
+        let secret = self.secret.as_deref().ok_or("webhook needs --secret")?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+        // Millisecond as_of, so reports within one second still move forward.
+        let as_of = humantime::format_rfc3339_millis(UNIX_EPOCH + now).to_string();
+        let body = serde_json::to_vec(&json!({
+            "type": "stock.updated",
+            "data": {"as_of": as_of, "items": [{
+                "supplier_sku": supplier_sku(n % self.skus),
+                "on_hand": 1_000_000 + n % 1_000,
+            }]},
+        }))?;
+        let id = format!("lg-{}-{conn}-{n}", self.run_id);
+        let timestamp = i64::try_from(now.as_secs())?;
+        let signature =
+            sign_webhook(secret, &id, timestamp, &body).ok_or("--secret is not whsec_ + base64")?;
+        let path = format!("/webhooks/suppliers/{SUPPLIER}");
+        Ok(client
+            .builder(Method::POST, &path)
+            .header(CONTENT_TYPE, "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(Full::new(Bytes::from(body)))?)
     }
 }
 
@@ -286,6 +360,8 @@ struct Tally {
     errors: u64,
     /// Requests still in flight when the deadline came.
     cut_off: u64,
+    /// `webhook` answers `{"status": "duplicate"}`: 2xx but no second effect.
+    duplicates: u64,
 }
 
 impl Tally {
@@ -295,6 +371,7 @@ impl Tally {
             statuses: BTreeMap::new(),
             errors: 0,
             cut_off: 0,
+            duplicates: 0,
         }
     }
 
@@ -306,6 +383,7 @@ impl Tally {
         }
         self.errors += other.errors;
         self.cut_off += other.cut_off;
+        self.duplicates += other.duplicates;
     }
 
     fn answered(&self) -> u64 {
@@ -313,9 +391,16 @@ impl Tally {
     }
 }
 
+/// Whether a webhook answer says the event was a duplicate (no second effect).
+fn is_duplicate(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .is_ok_and(|v| v.get("status").and_then(Value::as_str) == Some("duplicate"))
+}
+
 /// One connection's worth of load: send back to back until the deadline or the
 /// request budget ends; reconnect (after a pause) when the connection fails.
 async fn load_task(
+    conn: u32,
     client: Arc<Client>,
     workload: Arc<Workload>,
     mut tally: Tally,
@@ -335,7 +420,7 @@ async fn load_task(
             let Some(n) = workload.next() else {
                 return tally;
             };
-            let Ok(request) = workload.request(&client, n) else {
+            let Ok(request) = workload.request(&client, conn, n) else {
                 // Cannot happen for a load scenario; stop rather than spin.
                 tally.errors += 1;
                 return tally;
@@ -350,10 +435,16 @@ async fn load_task(
                     tally.errors += 1;
                     break; // Reconnect.
                 }
-                Ok(Ok((status, _body))) => {
+                Ok(Ok((status, body))) => {
                     let us = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
                     tally.latency_us.saturating_record(us.max(1));
                     *tally.statuses.entry(status.as_u16()).or_default() += 1;
+                    if workload.scenario == Scenario::Webhook
+                        && status.is_success()
+                        && is_duplicate(&body)
+                    {
+                        tally.duplicates += 1;
+                    }
                 }
             }
         }
@@ -361,7 +452,7 @@ async fn load_task(
     tally
 }
 
-/// Runs `reserve` or `order` on every connection and prints the summary.
+/// Runs `reserve`, `order` or `webhook` on every connection and prints the summary.
 async fn run_load(
     client: Arc<Client>,
     args: &Args,
@@ -371,6 +462,7 @@ async fn run_load(
     let workload = Arc::new(Workload {
         scenario: args.scenario,
         channel: args.channel.clone(),
+        secret: args.secret.clone(),
         skus: u64::from(args.skus),
         run_id: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -381,9 +473,10 @@ async fn run_load(
     });
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.connections)
-        .map(|_| {
+        .map(|conn| {
             let tally = Tally::new(histogram.clone());
-            tokio::spawn(load_task(client.clone(), workload.clone(), tally, deadline))
+            let (client, workload) = (client.clone(), workload.clone());
+            tokio::spawn(load_task(conn, client, workload, tally, deadline))
         })
         .collect();
     let mut total = Tally::new(histogram);
@@ -439,6 +532,9 @@ fn print_summary(args: &Args, total: &Tally, elapsed_s: f64) {
         .collect();
     println!("non_2xx={non_2xx_total}{by_status}");
     println!("errors={} cut_off={}", total.errors, total.cut_off);
+    if args.scenario == Scenario::Webhook {
+        println!("webhook_duplicates={}", total.duplicates);
+    }
 }
 
 /// Sends one setup request and insists on a 2xx; returns the status and JSON answer.
@@ -466,7 +562,8 @@ async fn setup_step(
     ))
 }
 
-/// Creates the supplier, SKUs, offers, stock and channel; prints the channel's key.
+/// Creates the supplier, SKUs, offers, stock and channel; prints the supplier's
+/// secret and the channel's key when they are new.
 async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), String> {
     let mut sender = timeout_at(deadline, client.connect())
         .await
@@ -474,18 +571,27 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
         .map_err(|e| format!("cannot connect to {}: {e}", client.addr))?;
     let skus = u64::from(args.skus);
     let supplier_path = format!("/v1/suppliers/{SUPPLIER}");
-    let mut steps: Vec<(Method, String, Option<Value>)> = vec![
-        (
-            Method::PUT,
-            supplier_path.clone(),
-            Some(json!({
-                "name": "Load supplier",
-                "sla": {"ack_within_s": 14_400, "ship_within_s": 172_800,
-                        "deliver_within_s": 604_800},
-            })),
+    let supplier = json!({
+        "name": "Load supplier",
+        "sla": {"ack_within_s": 14_400, "ship_within_s": 172_800,
+                "deliver_within_s": 604_800},
+    });
+    let (status, answer) = setup_step(
+        client,
+        &mut sender,
+        deadline,
+        (Method::PUT, &supplier_path, Some(supplier)),
+    )
+    .await?;
+    match answer.get("webhook_secret").and_then(Value::as_str) {
+        Some(secret) if status == StatusCode::CREATED => println!("supplier_secret={secret}"),
+        _ => eprintln!(
+            "setup: supplier {SUPPLIER} already existed and was updated; its webhook_secret \
+             is shown only when it is created or on POST {supplier_path}/rotate-secret"
         ),
-        (Method::POST, format!("{supplier_path}/approve"), None),
-    ];
+    }
+    let mut steps: Vec<(Method, String, Option<Value>)> =
+        vec![(Method::POST, format!("{supplier_path}/approve"), None)];
     for i in 0..skus {
         let sku = sku_name(i);
         steps.push((
@@ -542,7 +648,35 @@ async fn main() -> ExitCode {
         eprintln!("loadgen: --channel: {e}");
         return ExitCode::FAILURE;
     }
-    let client = match Client::new(&args.url, &args.token).await {
+    // `webhook` signs with --secret and sends no bearer token; the others need one.
+    let token = match args.scenario {
+        Scenario::Webhook => match args.secret.as_deref() {
+            None => {
+                eprintln!(
+                    "loadgen: --scenario webhook needs --secret (or LOADGEN_SECRET): the \
+                     supplier's webhook_secret, printed by --scenario setup as \
+                     supplier_secret= when it creates the supplier"
+                );
+                return ExitCode::FAILURE;
+            }
+            Some(secret) if sign_webhook(secret, "lg-check", 0, b"").is_none() => {
+                eprintln!("loadgen: --secret must be whsec_ followed by base64");
+                return ExitCode::FAILURE;
+            }
+            Some(_) => None,
+        },
+        Scenario::Setup | Scenario::Reserve | Scenario::Order => match args.token.as_deref() {
+            Some(token) => Some(token),
+            None => {
+                eprintln!(
+                    "loadgen: --scenario {} needs --token (or MARKETD_TOKEN)",
+                    args.scenario.name()
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let client = match Client::new(&args.url, token).await {
         Ok(client) => Arc::new(client),
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -565,6 +699,8 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Scenario::Reserve | Scenario::Order => run_load(client, &args, deadline, histogram).await,
+        Scenario::Reserve | Scenario::Order | Scenario::Webhook => {
+            run_load(client, &args, deadline, histogram).await
+        }
     }
 }

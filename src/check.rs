@@ -9,8 +9,8 @@ use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
 use serde::de::DeserializeOwned;
 
 use crate::domain::{
-    Channel, Delivery, DeliveryStatus, Event, IdempotencyRecord, Offer, Order, Position, Sku,
-    Supplier,
+    Breach, Channel, Delivery, DeliveryStatus, Event, IdempotencyRecord, Offer, Order, Position,
+    Sku, Stage, Supplier,
 };
 use crate::store::{SCHEMA_VERSION, codec, store_path, tables};
 
@@ -112,6 +112,7 @@ impl Checker<'_> {
         let events = self.events()?;
         self.idempotency(&orders)?;
         self.outbox()?;
+        self.sla(&orders)?;
         Ok(format!(
             "{} suppliers, {} SKUs, {} channels, {} orders, {} events",
             suppliers.len(),
@@ -342,6 +343,69 @@ impl Checker<'_> {
         }
         for (_, id) in indexed {
             self.fail(format!("due index names delivery {id} that is not pending"));
+        }
+        Ok(())
+    }
+
+    /// Every pending deadline belongs to a fulfillment still waiting for that step,
+    /// at the time the fulfillment says; open-breach counts match the breaches.
+    fn sla(&mut self, orders: &BTreeMap<String, Order>) -> Res<()> {
+        let fulfillments: BTreeMap<&str, &crate::domain::Fulfillment> = orders
+            .values()
+            .flat_map(|o| o.fulfillments.iter().map(|f| (f.id.as_str(), f)))
+            .collect();
+        let deadlines = self.txn.open_table(tables::DEADLINES)?;
+        for entry in deadlines.iter()? {
+            let (k, _) = entry?;
+            let (at_ms, id, stage) = k.value();
+            let (Some(f), Some(stage)) = (fulfillments.get(id), Stage::from_u8(stage)) else {
+                self.fail(format!("deadline of {id} names no fulfillment or stage"));
+                continue;
+            };
+            use crate::domain::FulfillmentStatus as F;
+            let (due_ms, waiting) = match stage {
+                Stage::Ack => (f.ack_by_ms, f.status == F::Routed),
+                Stage::Ship => (f.ship_by_ms, f.status.holds_allocation()),
+                Stage::Deliver => (
+                    f.deliver_by_ms,
+                    matches!(f.status, F::Routed | F::Acknowledged | F::Shipped),
+                ),
+            };
+            if due_ms != at_ms || !waiting {
+                self.fail(format!(
+                    "{id} has a {} deadline but is {}",
+                    stage.as_str(),
+                    f.status.as_str()
+                ));
+            }
+        }
+        let mut open: BTreeMap<String, u64> = BTreeMap::new();
+        let breaches = self.txn.open_table(tables::BREACHES)?;
+        for entry in breaches.iter()? {
+            let (k, v) = entry?;
+            let what = format!("breach {}/{}", k.value().0, k.value().1);
+            if let Some(b) = self.decode::<Breach>(&what, v.value())
+                && b.closed_at_ms.is_none()
+            {
+                *open.entry(b.supplier).or_default() += 1;
+            }
+        }
+        let counts = self.txn.open_table(tables::OPEN_BREACHES)?;
+        for entry in counts.iter()? {
+            let (k, v) = entry?;
+            let want = open.remove(k.value()).unwrap_or(0);
+            if v.value() != want {
+                self.fail(format!(
+                    "supplier {} counts {} open breaches but has {want}",
+                    k.value(),
+                    v.value()
+                ));
+            }
+        }
+        for (supplier, n) in open {
+            self.fail(format!(
+                "supplier {supplier} has {n} open breaches but no count"
+            ));
         }
         Ok(())
     }

@@ -261,6 +261,7 @@ fn a_rejection_reroutes_to_the_next_supplier_and_alerts_the_operator() {
             .all(|r| r.kind() == "fulfillment.created")
     );
     assert_eq!(stock(&c, "x", None)["available"], 10);
+    d.stop_and_check();
 }
 
 #[test]
@@ -333,6 +334,7 @@ fn operator_reroute_to_a_named_supplier_tells_the_first_it_lost_the_work() {
     assert_eq!(to_a[1].kind(), "fulfillment.cancelled");
     assert_eq!(to_a[1].json()["data"]["fulfillment"], fid);
     assert_eq!(b.wait_for(1)[0].kind(), "fulfillment.created");
+    d.stop_and_check();
 }
 
 #[test]

@@ -431,4 +431,5 @@ fn deadlines_missed_while_down_fire_once_at_start_up() {
         .map(|e| e["data"]["stage"].as_str().unwrap())
         .collect();
     assert_eq!(fired, ["ack", "ship"]);
+    d.stop_and_check();
 }

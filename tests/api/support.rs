@@ -273,6 +273,24 @@ impl Daemon {
         next
     }
 
+    /// Stops cleanly, then runs `marketd check` over the store: it must find no
+    /// violated invariant.
+    #[track_caller]
+    pub fn stop_and_check(mut self) {
+        assert!(self.stop().success(), "marketd did not exit cleanly");
+        let out = Command::new(BIN)
+            .args(["check", "--data"])
+            .arg(&self.data)
+            .output()
+            .expect("check");
+        assert!(
+            out.status.success(),
+            "check: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Keeps the data directory alive past this daemon.
     pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
         self._dir.take()
