@@ -147,6 +147,11 @@ impl Endpoint {
 /// Whether `path` has the pattern's shape; allocates nothing, since every request
 /// tries several patterns.
 fn fits(pattern: &str, path: &str) -> bool {
+    // Most patterns already differ in their literal start: check that first.
+    let literal = pattern.split("{}").next().unwrap_or(pattern);
+    if !path.starts_with(literal) {
+        return false;
+    }
     let mut parts = pattern.split('/');
     let mut segments = path.split('/');
     loop {
