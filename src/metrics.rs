@@ -60,7 +60,11 @@ impl Histogram {
         let total = self.count();
         let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {total}");
         let bare = labels.trim_end_matches(',');
-        let braced = if bare.is_empty() { String::new() } else { format!("{{{bare}}}") };
+        let braced = if bare.is_empty() {
+            String::new()
+        } else {
+            format!("{{{bare}}}")
+        };
         let _ = writeln!(out, "{name}_sum{braced} {}", self.sum());
         let _ = writeln!(out, "{name}_count{braced} {total}");
     }

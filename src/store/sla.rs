@@ -105,16 +105,27 @@ fn close_breach(tx: &mut Tx<'_>, f: &Fulfillment, stage: Stage) -> Result<(), Pr
         return Ok(());
     };
     breach.closed_at_ms = Some(tx.now_ms);
-    tx.t.breaches.insert(
-        (f.id.as_str(), stage as u8),
-        codec::encode(&breach).as_slice(),
-    )?;
-    let open =
+    save_breach(tx, &breach)
+}
+
+/// Stores a breach and keeps its supplier's open count in step: an open breach
+/// counts one, a closed one none.
+fn save_breach(tx: &mut Tx<'_>, b: &Breach) -> Result<(), Problem> {
+    let key = (b.fulfillment.as_str(), b.stage as u8);
+    let was_open = decode_opt::<Breach>(tx.t.breaches.get(key)?)?
+        .is_some_and(|old| old.closed_at_ms.is_none());
+    tx.t.breaches.insert(key, codec::encode(b).as_slice())?;
+    let is_open = b.closed_at_ms.is_none();
+    let count =
         tx.t.open_breaches
-            .get(f.supplier.as_str())?
+            .get(b.supplier.as_str())?
             .map_or(0, |v| v.value());
-    tx.t.open_breaches
-        .insert(f.supplier.as_str(), open.saturating_sub(1))?;
+    let count = match (was_open, is_open) {
+        (false, true) => count + 1,
+        (true, false) => count.saturating_sub(1),
+        _ => count,
+    };
+    tx.t.open_breaches.insert(b.supplier.as_str(), count)?;
     Ok(())
 }
 
@@ -168,15 +179,7 @@ fn record_breach(
         detected_at_ms: tx.now_ms,
         closed_at_ms: None,
     };
-    tx.t.breaches.insert(
-        (f.id.as_str(), stage as u8),
-        codec::encode(&breach).as_slice(),
-    )?;
-    let open =
-        tx.t.open_breaches
-            .get(f.supplier.as_str())?
-            .map_or(0, |v| v.value());
-    tx.t.open_breaches.insert(f.supplier.as_str(), open + 1)?;
+    save_breach(tx, &breach)?;
     if let Some(mut r) = load_record(tx, f)? {
         r.breached[stage as usize] = true;
         save_record(tx, f, &r)?;
