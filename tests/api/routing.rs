@@ -636,3 +636,33 @@ fn a_receiver_down_across_a_restart_still_gets_the_event() {
         || deliveries(&d.client(), "delivered").len() == 1,
     );
 }
+
+/// Webhook-ids are remembered for 7 days: a retry within them is a no-op, and the
+/// pruning that bounds the table forgets only older ones.
+#[test]
+fn webhook_ids_are_kept_seven_days_then_pruned() {
+    use marketd::clock::Clock;
+    let d = InProc::start();
+    let c = d.client();
+    let secret = add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
+    add_sku(&c, "x", &[("acme", 10, 0)]);
+    let send = |n: i64| {
+        let now_s = (d.clock.now_ms() / 1000) as i64;
+        supplier_webhook(&c, "acme", &secret, "w-1", now_s, &json!({"type": "stock.updated",
+            "data": {"items": [{"supplier_sku": "acme-x", "on_hand": n}]}}))
+        .expect(200)["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let prune = || d.app.writer.write_blocking(|tx| marketd::store::webhooks::prune(tx, 100)).unwrap();
+    assert_eq!(send(1), "applied");
+    d.clock.advance_ms(7 * 24 * 3600 * 1000 - 1);
+    assert_eq!(prune(), 0);
+    assert_eq!(send(2), "duplicate");
+    assert_eq!(stock(&c, "x", None)["on_hand"], 1);
+    d.clock.advance_ms(2);
+    assert_eq!(prune(), 1);
+    assert_eq!(send(3), "applied");
+    assert_eq!(stock(&c, "x", None)["on_hand"], 3);
+}
