@@ -25,6 +25,14 @@ pub enum Command {
     Serve(ServeArgs),
     /// Talk to a running daemon over HTTP.
     Ctl(crate::ctl::CtlArgs),
+    /// Copy the running daemon's store, consistently, to a new file.
+    Backup {
+        /// Where to write the copy (a new file on the daemon's machine).
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        connection: crate::ctl::Connection,
+    },
     /// Verify a store's invariants offline (the daemon must be stopped).
     Check {
         /// The data directory.
@@ -87,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Ctl(args) => crate::ctl::run(args),
         Command::Check { data } => crate::check::run(&data),
+        Command::Backup { to, connection } => crate::ctl::backup(&connection, &to),
     }
 }
 

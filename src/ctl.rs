@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 
 use crate::server::OPERATOR_TOKEN_FILE;
 
+/// How to reach the daemon, shared by `ctl` and `backup`.
 #[derive(Args, Debug)]
-pub struct CtlArgs {
+pub struct Connection {
     /// The daemon's base URL.
     #[arg(
         long,
@@ -36,6 +37,12 @@ pub struct CtlArgs {
     /// Print the daemon's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    #[command(flatten)]
+    pub connection: Connection,
     #[command(subcommand)]
     pub command: CtlCommand,
 }
@@ -579,7 +586,7 @@ fn stock_set(
     Ok(send("POST", path, body))
 }
 
-fn token(args: &CtlArgs) -> Result<String, String> {
+fn token(args: &Connection) -> Result<String, String> {
     if let Some(t) = &args.token {
         return Ok(t.clone());
     }
@@ -590,7 +597,24 @@ fn token(args: &CtlArgs) -> Result<String, String> {
 }
 
 pub fn run(args: CtlArgs) -> ExitCode {
-    match execute(args) {
+    finish(to_call(args.command).and_then(|call| execute(&args.connection, call)))
+}
+
+/// `marketd backup --to FILE`: asks the daemon for an online copy at FILE, a path on
+/// the daemon's machine (relative paths are taken from here).
+pub fn backup(connection: &Connection, to: &std::path::Path) -> ExitCode {
+    let to = match std::path::absolute(to) {
+        Ok(p) => p,
+        Err(e) => return finish(Err(format!("bad path {}: {e}", to.display()))),
+    };
+    finish(execute(
+        connection,
+        send("POST", "/v1/backup".into(), json!({"to": to})),
+    ))
+}
+
+fn finish(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
@@ -599,11 +623,10 @@ pub fn run(args: CtlArgs) -> ExitCode {
     }
 }
 
-fn execute(args: CtlArgs) -> Result<(), String> {
-    let token = token(&args)?;
+fn execute(args: &Connection, call: Call) -> Result<(), String> {
+    let token = token(args)?;
     let json_out = args.json;
     let base = args.url.trim_end_matches('/').to_owned();
-    let call = to_call(args.command)?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))

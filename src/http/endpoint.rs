@@ -54,6 +54,7 @@ pub enum Route {
     SupplierWebhook,
     SupplierScorecard,
     ListBreaches,
+    Backup,
 }
 
 /// Every route: `{}` in a pattern captures one percent-decoded path segment.
@@ -94,6 +95,7 @@ pub const ROUTES: &[(Method, &str, Route, Access)] = &[
     (Method::POST, "/webhooks/suppliers/{}", Route::SupplierWebhook, Access::Supplier),
     (Method::GET, "/v1/suppliers/{}/scorecard", Route::SupplierScorecard, Access::Operator),
     (Method::GET, "/v1/sla/breaches", Route::ListBreaches, Access::Operator),
+    (Method::POST, "/v1/backup", Route::Backup, Access::Operator),
 ];
 
 /// A parsed request target.

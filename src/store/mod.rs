@@ -3,6 +3,7 @@
 //!
 //! This module knows redb and postcard; it does not know HTTP or JSON bodies.
 
+pub mod backup;
 pub mod catalog;
 pub mod codec;
 pub mod fulfillments;
@@ -96,7 +97,8 @@ impl Store {
     fn ensure_schema(&self) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
-            let mut meta = txn.open_table(tables::META)?;
+            let open = tables::Open::all(&txn)?; // Readers never meet a missing table.
+            let mut meta = open.meta;
             let found = match meta.get("schema_version")? {
                 Some(v) => Some(codec::decode::<u32>(v.value())?),
                 None => None,
@@ -113,7 +115,6 @@ impl Store {
                     meta.insert("schema_version", codec::encode(&SCHEMA_VERSION).as_slice())?;
                 }
             }
-            create_all_tables(&txn)?;
         }
         txn.commit()?;
         Ok(())
@@ -130,33 +131,6 @@ impl Store {
 
 pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join(STORE_FILE)
-}
-
-/// Opening every table once at start means readers never meet a missing table.
-fn create_all_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
-    txn.open_table(tables::SUPPLIERS)?;
-    txn.open_table(tables::SKUS)?;
-    txn.open_table(tables::PRODUCT_SKUS)?;
-    txn.open_table(tables::OFFERS)?;
-    txn.open_table(tables::SUPPLIER_SKUS)?;
-    txn.open_table(tables::POSITIONS)?;
-    txn.open_table(tables::CHANNELS)?;
-    txn.open_table(tables::CHANNEL_KEYS)?;
-    txn.open_table(tables::LISTINGS)?;
-    txn.open_table(tables::EVENTS)?;
-    txn.open_table(tables::SUBJECT_EVENTS)?;
-    txn.open_table(tables::ORDERS)?;
-    txn.open_table(tables::FULFILLMENTS)?;
-    txn.open_table(tables::IDEMPOTENCY)?;
-    txn.open_table(tables::OUTBOX)?;
-    txn.open_table(tables::OUTBOX_DUE)?;
-    txn.open_table(tables::WEBHOOK_IDS)?;
-    txn.open_table(tables::WEBHOOK_IDS_BY_AGE)?;
-    txn.open_table(tables::DEADLINES)?;
-    txn.open_table(tables::BREACHES)?;
-    txn.open_table(tables::SUPPLIER_HISTORY)?;
-    txn.open_table(tables::OPEN_BREACHES)?;
-    Ok(())
 }
 
 /// The last event sequence number written, 0 when there is none.

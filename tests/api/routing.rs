@@ -648,14 +648,26 @@ fn webhook_ids_are_kept_seven_days_then_pruned() {
     add_sku(&c, "x", &[("acme", 10, 0)]);
     let send = |n: i64| {
         let now_s = (d.clock.now_ms() / 1000) as i64;
-        supplier_webhook(&c, "acme", &secret, "w-1", now_s, &json!({"type": "stock.updated",
-            "data": {"items": [{"supplier_sku": "acme-x", "on_hand": n}]}}))
+        supplier_webhook(
+            &c,
+            "acme",
+            &secret,
+            "w-1",
+            now_s,
+            &json!({"type": "stock.updated",
+            "data": {"items": [{"supplier_sku": "acme-x", "on_hand": n}]}}),
+        )
         .expect(200)["status"]
             .as_str()
             .unwrap()
             .to_owned()
     };
-    let prune = || d.app.writer.write_blocking(|tx| marketd::store::webhooks::prune(tx, 100)).unwrap();
+    let prune = || {
+        d.app
+            .writer
+            .write_blocking(|tx| marketd::store::webhooks::prune(tx, 100))
+            .unwrap()
+    };
     assert_eq!(send(1), "applied");
     d.clock.advance_ms(7 * 24 * 3600 * 1000 - 1);
     assert_eq!(prune(), 0);

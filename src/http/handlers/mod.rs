@@ -1,6 +1,7 @@
 //! One handler per endpoint. A handler parses and checks its input, then either
 //! reads the store or sends one command to the store writer, and renders the answer.
 
+mod backup;
 mod catalog;
 mod checkout;
 mod deliveries;
@@ -92,6 +93,7 @@ pub async fn dispatch(
         Route::SupplierWebhook => webhooks::receive(call).await,
         Route::SupplierScorecard => sla::scorecard_of(call),
         Route::ListBreaches => sla::breaches(call),
+        Route::Backup => backup::run(call).await,
     }
 }
 
