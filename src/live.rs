@@ -10,7 +10,7 @@ use redb::{ReadTransaction, ReadableTable};
 
 use crate::domain::{Channel, Delivery, DeliveryStatus, Position, Sku, Supplier, SupplierStatus};
 use crate::problem::Problem;
-use crate::reservations::{Buffer, ReservationTable};
+use crate::reservations::{Buffer, HeldLine, HoldId, ReservationTable};
 use crate::schedule::DeadlineSchedule;
 use crate::store::{StoreError, codec, tables};
 
@@ -32,6 +32,56 @@ impl DeliveryGauges {
                 Some(DeliveryStatus::Failed) => self.failed.fetch_add(by, Ordering::Relaxed),
                 _ => 0,
             };
+        }
+    }
+}
+
+/// Units taken for an order that is not committed yet (straight from its lines,
+/// or a claimed reservation). Dropped unused — the order was refused, its batch
+/// abandoned, the writer's queue full, the asker gone — it gives them back (a
+/// claimed reservation becomes live again), so an order that did not happen changes
+/// nothing. [`Taken::allocate`] runs after the order's commit.
+pub struct Taken {
+    live: Arc<Live>,
+    lines: Vec<HeldLine>,
+    hold: Option<HoldId>,
+    settled: bool,
+}
+
+impl Taken {
+    pub fn new(live: Arc<Live>, lines: Vec<HeldLine>, hold: Option<HoldId>) -> Self {
+        Self {
+            live,
+            lines,
+            hold,
+            settled: false,
+        }
+    }
+
+    pub fn lines(&self) -> &[HeldLine] {
+        &self.lines
+    }
+
+    /// The order committed: its units are allocated, a claimed hold is freed.
+    pub fn allocate(mut self) {
+        for line in &self.lines {
+            self.live.table.allocate_taken(line.sku_slot, line.qty);
+        }
+        if let Some(hold) = self.hold {
+            self.live.table.finish_claim(hold);
+        }
+        self.settled = true;
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        match self.hold {
+            Some(hold) => self.live.table.unclaim(hold),
+            None => self.live.table.give_back_all(&self.lines),
         }
     }
 }

@@ -198,7 +198,17 @@ impl ReservationTable {
         }
         Self {
             skus: (0..skus_max).map(|_| SkuSlot::default()).collect(),
-            holds: (0..reservations_max).map(|_| HoldSlot::default()).collect(),
+            // Each slot starts at a random generation, so an id handed out before a
+            // restart does not name the new run's hold in the same slot.
+            holds: (0..reservations_max)
+                .map(|_| {
+                    let slot = HoldSlot::default();
+                    let generation = ids::random_u128() as u32;
+                    slot.state
+                        .store((generation as u64) << 2 | FREE, Ordering::Relaxed);
+                    slot
+                })
+                .collect(),
             free_holds,
             sweep_cursor: AtomicUsize::new(0),
             live_holds: AtomicUsize::new(0),
@@ -352,19 +362,24 @@ impl ReservationTable {
         let slot = self.holds.get(id.index as usize)?;
         let live = (id.generation as u64) << 2 | LIVE;
         let claimed = (id.generation as u64) << 2 | CLAIMED;
+        // Check the channel before claiming, so another channel's attempt never
+        // disturbs the owner's. Seeing LIVE (Acquire) makes `channel` readable; the
+        // CAS below fails if the slot moved on to another generation meanwhile.
+        if slot.state.load(Ordering::Acquire) != live
+            || channel.is_some_and(|c| slot.channel.load(Ordering::Relaxed) != c)
+        {
+            return None;
+        }
         slot.state
             .compare_exchange(live, claimed, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;
-        if channel.is_some_and(|c| slot.channel.load(Ordering::Relaxed) != c) {
-            // Not the asker's: put it back untouched.
-            slot.state.store(live, Ordering::Release);
-            return None;
-        }
         Some(slot)
     }
 
-    /// Takes a live hold out of the table with its units still taken, for an
-    /// order. Expired ones are given back and refused.
+    /// Claims a live hold for an order: its lines, with their units still taken.
+    /// The hold stays claimed (nobody else can use or release it) until the caller
+    /// ends it with [`Self::finish_claim`] (the order was placed) or
+    /// [`Self::unclaim`] (it was not). Expired holds are given back and refused.
     pub fn claim(
         &self,
         id: HoldId,
@@ -372,15 +387,26 @@ impl ReservationTable {
         now_ms: Millis,
     ) -> Result<Vec<HeldLine>, ClaimError> {
         let slot = self.claim_slot(id, channel).ok_or(ClaimError::Unknown)?;
-        let expired = slot.expires_at_ms.load(Ordering::Relaxed) <= now_ms;
         let mut lines = Vec::with_capacity(slot.line_count.load(Ordering::Relaxed) as usize);
         slot.for_each_line(|l| lines.push(l));
-        self.free_slot(id);
-        if expired {
+        if slot.expires_at_ms.load(Ordering::Relaxed) <= now_ms {
+            self.free_slot(id);
             self.give_back_all(&lines);
             return Err(ClaimError::Expired);
         }
         Ok(lines)
+    }
+
+    /// Ends a claim whose units now belong to an order: the slot is freed.
+    pub fn finish_claim(&self, id: HoldId) {
+        self.free_slot(id);
+    }
+
+    /// Ends a claim that came to nothing: the hold is live again, as it was.
+    pub fn unclaim(&self, id: HoldId) {
+        let slot = &self.holds[id.index as usize];
+        slot.state
+            .store((id.generation as u64) << 2 | LIVE, Ordering::Release);
     }
 
     /// Releases a hold at once, giving its units back. Returns whether it was there.

@@ -81,6 +81,13 @@ fn claim_release_and_expiry_give_units_back_once() {
     assert_ne!(b, c);
     assert_eq!(t.claim(b, None, 100), Err(ClaimError::Unknown));
     assert_eq!(t.claim(c, Some(WEB), 100).unwrap()[0].qty, 1);
+    // Claimed: nobody else can release or sweep it; unclaimed: live as before.
+    assert!(!t.release(c, None));
+    assert_eq!(t.sweep(u64::MAX, 10), 0);
+    t.unclaim(c);
+    assert_eq!(t.levels(0).reserved, 1);
+    assert!(t.release(c, Some(WEB)));
+    assert_eq!(t.levels(0).reserved, 0);
 }
 
 #[test]
@@ -162,6 +169,7 @@ fn holds_with_more_lines_than_fit_inline_keep_them_all() {
     assert_eq!(t.levels(7).reserved, 8);
     let claimed = t.claim(id, Some(WEB), 0).unwrap();
     assert_eq!(claimed, lines(&many));
+    t.finish_claim(id);
     t.give_back_all(&claimed);
     let id = hold(&t, &many, 100).unwrap();
     assert!(t.release(id, None));
@@ -193,6 +201,7 @@ fn many_threads_never_oversell_a_hot_sku() {
                     } else {
                         let held = t.claim(id, None, 0).unwrap();
                         t.allocate_taken(0, held[0].qty);
+                        t.finish_claim(id);
                         ordered.fetch_add(held[0].qty, Ordering::Relaxed);
                     }
                 }
@@ -297,6 +306,7 @@ proptest! {
                         Ok(held) => {
                             prop_assert!(h.3 > now);
                             t.allocate_taken(h.1, held[0].qty);
+                            t.finish_claim(h.0);
                             m.allocated[h.1 as usize] += h.2;
                         }
                         Err(e) => {

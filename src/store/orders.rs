@@ -15,12 +15,10 @@ use crate::domain::{
     Order, OrderLine, OrderStatus, Position, Sku, Supplier, SupplierStatus, Want,
 };
 use crate::ids;
-use crate::live::Live;
+use crate::live::{Live, Taken};
 use crate::problem::Problem;
-use crate::reservations::HeldLine;
 
 /// An order as the checkout hands it to the store: SKUs resolved, units taken.
-#[derive(Debug, Clone)]
 pub struct NewOrder {
     pub channel: String,
     pub actor: String,
@@ -31,7 +29,8 @@ pub struct NewOrder {
     /// (sku, qty) in the order the storefront sent them.
     pub lines: Vec<(String, u32)>,
     /// The units taken in the reservation table for these lines.
-    pub held: Vec<HeldLine>,
+    /// The units taken for it; given back unless the order commits.
+    pub taken: Taken,
 }
 
 #[derive(Debug, Clone)]
@@ -125,7 +124,10 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
         let report: Vec<_> = routed
             .unplaced
             .iter()
-            .map(|(sku, short)| json!({"sku": sku, "requested": short, "available": 0}))
+            .map(|(sku, short)| {
+                let requested: u32 = wants.iter().filter(|w| w.sku == sku).map(|w| w.qty).sum();
+                json!({"sku": sku, "requested": requested, "available": requested - short})
+            })
             .collect();
         return Err(Problem::conflict(
             "insufficient-stock",
@@ -171,12 +173,8 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
     for f in &order.fulfillments {
         super::fulfillments::announce(tx, live, &order, f)?;
     }
-    let (live, held) = (live.clone(), new.held);
-    tx.after_commit(move || {
-        for line in held {
-            live.table.allocate_taken(line.sku_slot, line.qty);
-        }
-    });
+    let taken = new.taken;
+    tx.after_commit(move || taken.allocate());
     Ok(Placed::Created(order))
 }
 

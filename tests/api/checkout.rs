@@ -400,3 +400,49 @@ fn orders_answered_before_a_crash_survive_it_exactly_once() {
     );
     drop(d);
 }
+
+/// An order refused after its reservation was claimed leaves the reservation as it
+/// was: a refused request changes nothing.
+#[test]
+fn a_refused_order_keeps_its_reservation() {
+    let d = Daemon::start();
+    let c = d.client();
+    let web = c.with_token(Some(&seed(&c, "tent", 5, 0)));
+    let res = web
+        .post(
+            "/v1/reservations",
+            &json!({"channel": "web", "lines": [{"sku": "tent", "qty": 2}]}),
+        )
+        .expect(201);
+    // The supplier's report drops below what is held: routing can no longer cover it.
+    c.post(
+        "/v1/suppliers/acme/stock",
+        &json!({"items": [{"sku": "tent", "on_hand": 1}]}),
+    )
+    .expect(200);
+    let body = json!({"channel": "web", "reservation": res["id"], "customer": {"ref": "c"},
+        "ship_to": ship_to()});
+    let refused = web.order("k", &body).problem(409, "insufficient-stock");
+    assert_eq!(
+        refused["lines"],
+        json!([{"sku": "tent", "requested": 2, "available": 1}])
+    );
+    assert_eq!(
+        stock(&c, "tent", None)["reserved"],
+        2,
+        "the hold is still there"
+    );
+    // Stock comes back: the same reservation can still be ordered.
+    c.post(
+        "/v1/suppliers/acme/stock",
+        &json!({"items": [{"sku": "tent", "on_hand": 5}]}),
+    )
+    .expect(200);
+    let order = web.order("k2", &body).expect(201);
+    assert_eq!(order["lines"][0]["qty"], 2);
+    let s = stock(&c, "tent", None);
+    assert_eq!(
+        (s["reserved"].as_u64(), s["allocated"].as_u64()),
+        (Some(0), Some(2))
+    );
+}

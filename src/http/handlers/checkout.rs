@@ -12,7 +12,7 @@ use crate::clock::format_rfc3339;
 use crate::domain::{Address, Customer, LineInput, Order, OrderStatus, check_qty};
 use crate::http::auth::Caller;
 use crate::http::io::{self, Body};
-use crate::live::{ChannelView, Live};
+use crate::live::{ChannelView, Live, Taken};
 use crate::problem::Problem;
 use crate::reservations::{ClaimError, HeldLine, HoldId, ReserveError};
 use crate::store::orders::{self, NewOrder, Placed};
@@ -226,12 +226,14 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
         return Ok(io::json(StatusCode::OK, &views::order(&order)));
     }
     let now_ms = app.clock.now_ms();
-    let held = match (&input.reservation, &input.lines) {
+    let taken = match (&input.reservation, &input.lines) {
         (Some(id), None) => match HoldId::parse(id)
             .ok_or(ClaimError::Unknown)
-            .and_then(|hold| app.live.table.claim(hold, Some(channel.slot), now_ms))
-        {
-            Ok(lines) => lines,
+            .and_then(|hold| {
+                let lines = app.live.table.claim(hold, Some(channel.slot), now_ms)?;
+                Ok(Taken::new(app.live.clone(), lines, Some(hold)))
+            }) {
+            Ok(taken) => taken,
             Err(e) => {
                 // A concurrent retry of this very order may have used the hold.
                 let replay =
@@ -253,11 +255,12 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
                 .table
                 .take_all(&held, channel.buffer)
                 .map_err(|e| reserve_error(&app.live, e))?;
-            held
+            Taken::new(app.live.clone(), held, None)
         }
         _ => return Err(Problem::invalid("give exactly one of reservation or lines")),
     };
-    let lines = held
+    let lines = taken
+        .lines()
         .iter()
         .map(|l| {
             Ok((
@@ -277,28 +280,21 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
         customer: input.customer,
         ship_to: input.ship_to,
         lines,
-        held: held.clone(),
+        taken,
     };
     let live = app.live.clone();
     let placed = app
         .writer
         .write(move |tx| orders::place_order(tx, &live, new))
-        .await;
+        .await?;
     match placed {
-        Ok(Placed::Created(order)) => {
+        Placed::Created(order) => {
             app.http_metrics
                 .orders_placed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(io::json(StatusCode::CREATED, &views::order(&order)))
         }
-        Ok(Placed::Replayed(order)) => {
-            app.live.table.give_back_all(&held);
-            Ok(io::json(StatusCode::OK, &views::order(&order)))
-        }
-        Err(p) => {
-            app.live.table.give_back_all(&held);
-            Err(p)
-        }
+        Placed::Replayed(order) => Ok(io::json(StatusCode::OK, &views::order(&order))),
     }
 }
 
