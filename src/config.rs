@@ -32,6 +32,9 @@ pub struct Limits {
     pub lines_max: usize,
     /// How long shutdown waits for in-flight requests.
     pub drain_timeout_s: u64,
+    /// How long a connection may take to send a request head, or sit idle between
+    /// requests, before it is closed (and its place freed).
+    pub header_read_timeout_s: u64,
     /// Reservations the expiry sweeper looks at per tick.
     pub sweep_slots_per_tick: usize,
     /// SLA deadlines held in memory; the rest wait in the store's due index.
@@ -48,6 +51,7 @@ impl Default for Limits {
             connections_max: 4_096,
             lines_max: 1_000,
             drain_timeout_s: 10,
+            header_read_timeout_s: 10,
             sweep_slots_per_tick: 65_536,
             deadlines_in_memory_max: 65_536,
         }
@@ -132,6 +136,7 @@ impl Config {
             ("lines_max", l.lines_max),
             ("sweep_slots_per_tick", l.sweep_slots_per_tick),
             ("deadlines_in_memory_max", l.deadlines_in_memory_max),
+            ("header_read_timeout_s", l.header_read_timeout_s as usize),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!(

@@ -118,13 +118,25 @@ pub struct Supplier {
     pub breach_penalty: u64,
     pub status: SupplierStatus,
     pub webhook_secret: String,
-    /// The secret before the last rotation, still accepted on inbound webhooks.
-    pub previous_webhook_secret: Option<String>,
+    /// The secret before the last rotation and until when it is still accepted on
+    /// inbound webhooks, so a supplier can switch without losing any.
+    pub previous_webhook_secret: Option<(String, Millis)>,
     pub created_at_ms: Millis,
     pub updated_at_ms: Millis,
 }
 
+/// How long a rotated-out webhook secret is still accepted: one day.
+pub const PREVIOUS_SECRET_GRACE_MS: Millis = 24 * 3600 * 1000;
+
 impl Supplier {
+    /// The previous webhook secret, if it is still accepted at `now_ms`.
+    pub fn previous_secret_at(&self, now_ms: Millis) -> Option<&str> {
+        self.previous_webhook_secret
+            .as_ref()
+            .filter(|(_, until_ms)| now_ms < *until_ms)
+            .map(|(secret, _)| secret.as_str())
+    }
+
     pub fn apply(&mut self, input: SupplierInput, now_ms: Millis) {
         self.name = input.name;
         self.webhook_url = input.webhook_url;

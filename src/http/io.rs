@@ -1,6 +1,8 @@
 //! Reading requests and writing responses: the size cap, JSON in and out,
 //! problem+json, query strings and pagination.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -13,6 +15,8 @@ use crate::problem::Problem;
 
 /// Largest request body read; more is 413 before it is read in full.
 pub const BODY_BYTES_MAX: usize = 1024 * 1024;
+/// How long a request body may take to arrive.
+pub const BODY_READ_TIMEOUT_S: u64 = 30;
 /// Default and largest page of a list.
 pub const PAGE_LIMIT_DEFAULT: usize = 50;
 pub const PAGE_LIMIT_MAX: usize = 1000;
@@ -42,12 +46,19 @@ pub async fn read_body(
         return Err(too_large());
     }
     let (parts, body) = req.into_parts();
-    match Limited::new(body, BODY_BYTES_MAX).collect().await {
-        Ok(collected) => Ok((parts, collected.to_bytes())),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(Problem::bad_request(format!(
+    let reading = Limited::new(body, BODY_BYTES_MAX).collect();
+    match tokio::time::timeout(Duration::from_secs(BODY_READ_TIMEOUT_S), reading).await {
+        Ok(Ok(collected)) => Ok((parts, collected.to_bytes())),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(Problem::bad_request(format!(
             "could not read the body: {e}"
         ))),
+        Err(_) => Err(Problem::new(
+            408,
+            "request-timeout",
+            "Request timeout",
+            format!("the body did not arrive within {BODY_READ_TIMEOUT_S} s"),
+        )),
     }
 }
 

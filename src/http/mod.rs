@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -31,6 +31,7 @@ use io::Body;
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(app.config.limits.connections_max));
+    let header_read_timeout = Duration::from_secs(app.config.limits.header_read_timeout_s);
     tokio::pin!(shutdown);
     loop {
         // Wait for room before accepting: excess connections queue in the kernel.
@@ -57,7 +58,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             let app = app.clone();
             async move { Ok::<_, Infallible>(handle(app, req).await) }
         });
+        // A connection holds a permit only while it sends: one that sends no request
+        // head within the timeout (idle keep-alive included) is closed.
         let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
             .keep_alive(true)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);

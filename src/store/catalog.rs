@@ -125,12 +125,15 @@ pub fn set_supplier_status(
     Ok(supplier)
 }
 
-/// Gives a supplier a new webhook secret; the old one is still accepted inbound
-/// until the next rotation, so the supplier can switch without losing webhooks.
+/// Gives a supplier a new webhook secret; the old one is still accepted inbound for
+/// a day, so the supplier can switch without losing webhooks (rotating again ends
+/// it at once).
 pub fn rotate_supplier_secret(tx: &mut Tx<'_>, id: &str) -> Result<Supplier, Problem> {
     let mut supplier = require_supplier(tx, id)?;
     let new = secret::new_webhook_secret();
-    supplier.previous_webhook_secret = Some(std::mem::replace(&mut supplier.webhook_secret, new));
+    let old = std::mem::replace(&mut supplier.webhook_secret, new);
+    supplier.previous_webhook_secret =
+        Some((old, tx.now_ms + crate::domain::PREVIOUS_SECRET_GRACE_MS));
     supplier.updated_at_ms = tx.now_ms;
     save_supplier(tx, &supplier)?;
     tx.event("supplier.secret_rotated", "operator", id, json!({}))?;

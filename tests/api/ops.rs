@@ -412,3 +412,20 @@ fn an_online_backup_is_a_consistent_store_of_its_own() {
     );
     assert_eq!(stock(&rc, "tent", None)["allocated"], 3);
 }
+
+/// A connection that sends nothing is closed after `limits.header_read_timeout_s`,
+/// so silent clients cannot hold every connection place.
+#[test]
+fn silent_connections_are_closed() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("marketd.toml");
+    std::fs::write(&config, "[limits]\nheader_read_timeout_s = 1\n").unwrap();
+    let d = Daemon::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
+    let mut idle = std::net::TcpStream::connect(d.base.trim_start_matches("http://")).unwrap();
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    // The server closes its end: a read returns 0 bytes well before our own timeout.
+    assert_eq!(idle.read(&mut buf).unwrap(), 0);
+}

@@ -678,3 +678,34 @@ fn webhook_ids_are_kept_seven_days_then_pruned() {
     assert_eq!(send(3), "applied");
     assert_eq!(stock(&c, "x", None)["on_hand"], 3);
 }
+
+/// After a rotation the old secret is accepted for a day, then no more.
+#[test]
+fn a_rotated_out_secret_works_for_a_day() {
+    use marketd::clock::Clock;
+    let d = InProc::start();
+    let c = d.client();
+    let old = add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
+    add_sku(&c, "x", &[("acme", 10, 0)]);
+    let new = c.post_empty("/v1/suppliers/acme/rotate-secret").expect(200)["webhook_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let send = |secret: &str, id: &str| {
+        let now_s = (d.clock.now_ms() / 1000) as i64;
+        supplier_webhook(
+            &c,
+            "acme",
+            secret,
+            id,
+            now_s,
+            &json!({"type": "stock.updated",
+            "data": {"items": [{"supplier_sku": "acme-x", "on_hand": 1}]}}),
+        )
+    };
+    send(&old, "a").expect(200);
+    send(&new, "b").expect(200);
+    d.clock.advance_ms(24 * 3600 * 1000);
+    send(&old, "c").problem(401, "unauthorized");
+    send(&new, "d").expect(200);
+}
