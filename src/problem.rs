@@ -5,6 +5,9 @@ use serde_json::{Map, Value};
 
 use crate::store::StoreError;
 
+/// The problem type of a failure in redb itself.
+const STORE_FAILURE: &str = "store";
+
 #[derive(Debug, Clone)]
 pub struct Problem {
     pub status: u16,
@@ -57,9 +60,15 @@ impl Problem {
         Self::new(500, "internal", "Internal error", detail.into())
     }
 
-    /// The store itself failed; a write batch that meets one is abandoned whole.
+    /// Something went wrong that the request did not cause (the store failed, or a
+    /// record is not as it must be); a write batch that meets one is abandoned whole.
     pub fn is_store_failure(&self) -> bool {
         self.status == 500
+    }
+
+    /// Whether redb itself failed (rather than a record being inconsistent).
+    pub fn is_from_store(&self) -> bool {
+        self.slug == STORE_FAILURE
     }
 
     pub fn type_uri(&self) -> String {
@@ -93,7 +102,7 @@ impl From<StoreError> for Problem {
         match e {
             StoreError::Busy => Problem::busy("too many writes are waiting; retry shortly"),
             StoreError::Closed => Problem::busy("marketd is shutting down"),
-            other => Problem::internal(other.to_string()),
+            other => Problem::new(500, STORE_FAILURE, "Store failure", other.to_string()),
         }
     }
 }

@@ -2,6 +2,10 @@
 //! index, at most `capacity` of them, so a million pending deadlines need not be a
 //! million entries in memory. The store stays the truth: an entry here that the
 //! store no longer has (its step was taken) is skipped when it fires.
+//!
+//! Invariant: every deadline in the store below `limit` is in the set (or being
+//! fired). Deadlines at or above `limit` may be only in the store; they are loaded
+//! by a refill once the set runs dry. No limit means the set holds them all.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -22,8 +26,13 @@ pub struct DeadlineSchedule {
 
 struct Inner {
     set: BTreeSet<DeadlineKey>,
-    /// Whether `set` holds every deadline the store has (none was left out).
-    complete: bool,
+    /// The smallest deadline the store may hold that the set does not.
+    limit: Option<DeadlineKey>,
+    /// A refill is reading the store: whatever is added meanwhile is kept, since
+    /// the refill's snapshot may predate it.
+    refilling: bool,
+    /// The smallest key evicted while refilling.
+    evicted_while_refilling: Option<DeadlineKey>,
 }
 
 impl DeadlineSchedule {
@@ -32,7 +41,9 @@ impl DeadlineSchedule {
         Self {
             inner: Mutex::new(Inner {
                 set: BTreeSet::new(),
-                complete: false,
+                limit: Some((0, String::new(), 0)),
+                refilling: false,
+                evicted_while_refilling: None,
             }),
             capacity: capacity.max(1),
             wake: Notify::new(),
@@ -44,23 +55,35 @@ impl DeadlineSchedule {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A committed deadline. Kept if it is among the earliest `capacity`.
+    /// A committed deadline (also: one taken to fire but not fired after all).
     pub fn add(&self, key: DeadlineKey) {
         let mut inner = self.lock();
-        let first = inner.set.first().is_none_or(|f| key < *f);
-        let below_last = inner.set.last().is_none_or(|l| key < *l);
-        if inner.set.len() < self.capacity && (inner.complete || below_last) {
-            inner.set.insert(key);
-        } else if below_last {
-            inner.set.insert(key);
-            inner.set.pop_last();
-            inner.complete = false;
-        } else {
-            inner.complete = false;
+        if !inner.refilling && inner.limit.as_ref().is_some_and(|l| key >= *l) {
+            return; // The store has it; a refill will bring it.
         }
+        let first = inner.set.first().is_none_or(|f| key < *f);
+        inner.set.insert(key);
+        self.trim(&mut inner);
         drop(inner);
         if first {
             self.wake.notify_one();
+        }
+    }
+
+    /// Drops the latest entries past the capacity, lowering the limit to them.
+    fn trim(&self, inner: &mut Inner) {
+        while inner.set.len() > self.capacity {
+            let Some(evicted) = inner.set.pop_last() else {
+                break;
+            };
+            let slot = if inner.refilling {
+                &mut inner.evicted_while_refilling
+            } else {
+                &mut inner.limit
+            };
+            if slot.as_ref().is_none_or(|l| evicted < *l) {
+                *slot = Some(evicted);
+            }
         }
     }
 
@@ -84,22 +107,32 @@ impl DeadlineSchedule {
         self.lock().set.first().map(|k| k.0)
     }
 
-    /// Whether the store may hold deadlines this schedule does not.
+    /// Whether the store may hold deadlines this schedule does not, and none are
+    /// left here to fire first.
     pub fn needs_refill(&self) -> bool {
         let inner = self.lock();
-        inner.set.is_empty() && !inner.complete
+        inner.set.is_empty() && inner.limit.is_some() && !inner.refilling
     }
 
-    /// Merges the store's earliest deadlines in; `complete` says the store had no
-    /// more than those.
-    pub fn refill(&self, earliest: Vec<DeadlineKey>, complete: bool) {
+    /// Call before reading the store for [`Self::refill`].
+    pub fn begin_refill(&self) {
+        let mut inner = self.lock();
+        inner.refilling = true;
+        inner.evicted_while_refilling = None;
+    }
+
+    /// Merges the store's earliest deadlines in. `next` is the first deadline the
+    /// read left out (None: it read them all).
+    pub fn refill(&self, earliest: Vec<DeadlineKey>, next: Option<DeadlineKey>) {
         let mut inner = self.lock();
         inner.set.extend(earliest);
-        inner.complete = complete;
-        while inner.set.len() > self.capacity {
-            inner.set.pop_last();
-            inner.complete = false;
-        }
+        let evicted = inner.evicted_while_refilling.take();
+        inner.limit = match (next, evicted) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        inner.refilling = false;
+        self.trim(&mut inner);
     }
 
     pub fn capacity(&self) -> usize {
@@ -124,32 +157,47 @@ mod tests {
     }
 
     #[test]
-    fn keeps_only_the_earliest_and_knows_when_it_left_some_out() {
+    fn keeps_only_the_earliest_and_knows_what_it_left_out() {
         let s = DeadlineSchedule::new(2);
         assert!(s.needs_refill());
-        s.refill(vec![], true);
+        s.begin_refill();
+        s.refill(vec![], None);
         assert!(!s.needs_refill());
         s.add(k(30));
         s.add(k(10));
         s.add(k(20)); // evicts 30: the store has more than the schedule now
         assert_eq!(s.len(), 2);
+        s.add(k(40)); // past the limit: stays in the store only
         assert_eq!(s.take_due(15, 10), vec![k(10)]);
         assert_eq!(s.take_due(25, 10), vec![k(20)]);
-        assert!(s.needs_refill(), "30 is only in the store");
-        s.refill(vec![k(30), k(40), k(50)], false);
+        assert!(s.needs_refill(), "30 and 40 are only in the store");
+        s.begin_refill();
+        s.refill(vec![k(30), k(40)], Some(k(50)));
         assert_eq!(s.len(), 2);
         assert_eq!(s.next_ms(), Some(30));
     }
 
     #[test]
-    fn a_later_deadline_past_a_full_schedule_waits_in_the_store() {
+    fn a_later_deadline_added_to_a_drained_schedule_does_not_hide_earlier_ones() {
         let s = DeadlineSchedule::new(1);
-        s.refill(vec![], true);
-        s.add(k(10));
+        s.begin_refill();
+        s.refill(vec![k(10)], Some(k(20))); // the store also holds 20
+        assert_eq!(s.take_due(10, 10), vec![k(10)]);
+        // A new deadline far out while the set is empty and 20 is in the store only.
         s.add(k(99));
-        assert_eq!(s.take_due(100, 10), vec![k(10)]);
+        assert!(s.is_empty(), "99 is past the limit; 20 must come first");
         assert!(s.needs_refill());
-        s.remove(&k(10));
-        assert!(s.take_due(100, 10).is_empty());
+    }
+
+    #[test]
+    fn deadlines_added_during_a_refill_are_kept() {
+        let s = DeadlineSchedule::new(4);
+        s.begin_refill();
+        s.add(k(5)); // committed after the refill's snapshot was taken
+        s.refill(vec![k(10)], None);
+        assert_eq!(s.take_due(100, 10), vec![k(5), k(10)]);
+        assert!(!s.needs_refill());
+        s.remove(&k(7));
+        assert!(s.is_empty());
     }
 }

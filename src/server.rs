@@ -159,12 +159,21 @@ async fn prune_webhook_ids(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(PRUNE_INTERVAL_S));
     loop {
         tick.tick().await;
-        let pruned = app
-            .writer
-            .write(|tx| crate::store::webhooks::prune(tx, PRUNE_IDS_MAX))
-            .await;
-        if let Err(p) = pruned {
-            tracing::warn!(detail = %p.detail, "could not prune old webhook ids");
+        // Keep going while whole batches come back, so pruning keeps up with any
+        // rate of inbound webhooks.
+        loop {
+            let pruned = app
+                .writer
+                .write(|tx| crate::store::webhooks::prune(tx, PRUNE_IDS_MAX))
+                .await;
+            match pruned {
+                Ok(n) if n == PRUNE_IDS_MAX => continue,
+                Ok(_) => break,
+                Err(p) => {
+                    tracing::warn!(detail = %p.detail, "could not prune old webhook ids");
+                    break;
+                }
+            }
         }
     }
 }

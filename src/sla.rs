@@ -10,6 +10,7 @@ use std::time::Duration;
 use redb::ReadableTable;
 
 use crate::problem::Problem;
+use crate::schedule::DeadlineKey;
 use crate::server::App;
 use crate::store::{sla, tables};
 
@@ -35,7 +36,7 @@ pub async fn run(app: Arc<App>) {
             let (live, kept) = (app.live.clone(), due.clone());
             if let Err(p) = app.writer.write(move |tx| sla::fire(tx, &live, due)).await {
                 tracing::warn!(detail = %p.detail, "could not fire deadlines; will retry");
-                schedule.refill(kept, false);
+                kept.into_iter().for_each(|k| schedule.add(k));
                 tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)).await;
             }
             continue;
@@ -53,7 +54,25 @@ pub async fn run(app: Arc<App>) {
 /// Loads the store's earliest deadlines into the schedule.
 fn refill(app: &App) -> Result<(), Problem> {
     let schedule = &app.live.deadlines;
-    let capacity = schedule.capacity();
+    schedule.begin_refill();
+    match read_earliest(app, schedule.capacity()) {
+        Ok((earliest, next)) => {
+            schedule.refill(earliest, next);
+            Ok(())
+        }
+        Err(p) => {
+            // Nothing was learnt: everything stays unknown, to be read again.
+            schedule.refill(Vec::new(), Some((0, String::new(), 0)));
+            Err(p)
+        }
+    }
+}
+
+/// The store's first `capacity` deadlines, and the one after them if any.
+fn read_earliest(
+    app: &App,
+    capacity: usize,
+) -> Result<(Vec<DeadlineKey>, Option<DeadlineKey>), Problem> {
     let txn = app.store.read()?;
     let index = txn.open_table(tables::DEADLINES)?;
     let mut earliest = Vec::with_capacity(capacity.min(4_096));
@@ -62,8 +81,10 @@ fn refill(app: &App) -> Result<(), Problem> {
         let (at_ms, fulfillment, stage) = k.value();
         earliest.push((at_ms, fulfillment.to_owned(), stage));
     }
-    let complete = earliest.len() <= capacity;
-    earliest.truncate(capacity);
-    schedule.refill(earliest, complete);
-    Ok(())
+    let next = if earliest.len() > capacity {
+        earliest.pop()
+    } else {
+        None
+    };
+    Ok((earliest, next))
 }

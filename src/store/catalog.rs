@@ -458,6 +458,9 @@ pub struct ReportOutcome {
     pub stale: usize,
 }
 
+/// How far ahead of marketd's clock a report's `as_of` may be (clock skew): 5 min.
+pub const AS_OF_AHEAD_MS_MAX: Millis = 5 * 60 * 1000;
+
 /// Replaces a supplier's on_hand for the items named, all or nothing. An item whose
 /// `as_of` is older than the stored one is ignored (a late, out-of-order report).
 pub fn report_stock(
@@ -469,6 +472,13 @@ pub fn report_stock(
     items: Vec<ReportItem>,
 ) -> Result<ReportOutcome, Problem> {
     require_supplier(tx, supplier)?;
+    if as_of_ms > tx.now_ms + AS_OF_AHEAD_MS_MAX {
+        // A count from the future would make every later report look stale.
+        return Err(Problem::invalid(format!(
+            "as_of {} is ahead of now; counts can only be as of the past",
+            crate::clock::format_rfc3339(as_of_ms)
+        )));
+    }
     let resolved = resolve_items(tx, supplier, &items)?;
     let mut outcome = ReportOutcome::default();
     let mut touched = BTreeSet::new();

@@ -57,7 +57,7 @@ pub fn events_after(
 ) -> Result<(Vec<Event>, Option<u64>), Problem> {
     let t = txn.open_table(tables::EVENTS)?;
     let mut items = Vec::new();
-    for entry in t.range((after + 1)..)? {
+    for entry in t.range(after.saturating_add(1)..)? {
         if items.len() == limit {
             let next = items.last().map(|e: &Event| e.seq);
             return Ok((items, next));
@@ -78,7 +78,7 @@ pub fn subject_events(
     let index = txn.open_table(tables::SUBJECT_EVENTS)?;
     let events = txn.open_table(tables::EVENTS)?;
     let mut items = Vec::new();
-    for entry in index.range((subject, after + 1)..)? {
+    for entry in index.range((subject, after.saturating_add(1))..)? {
         let (k, _) = entry?;
         let (s, seq) = k.value();
         if s != subject {

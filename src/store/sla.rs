@@ -134,28 +134,42 @@ fn save_breach(tx: &mut Tx<'_>, b: &Breach) -> Result<(), Problem> {
 pub fn fire(tx: &mut Tx<'_>, live: &Arc<Live>, due: Vec<DeadlineKey>) -> Result<usize, Problem> {
     let mut breached = 0;
     for (at, fulfillment, stage) in due {
-        if tx
-            .t
-            .deadlines
-            .remove((at, fulfillment.as_str(), stage))?
-            .is_none()
-        {
-            continue;
-        }
-        let Some(stage) = Stage::from_u8(stage) else {
-            continue;
-        };
-        let (mut order, i) = match find(tx, &fulfillment) {
-            Ok(found) => found,
-            Err(p) if p.status == 404 => continue, // Nothing to breach.
+        match fire_one(tx, live, at, &fulfillment, stage) {
+            Ok(fired) => breached += fired as usize,
+            // One inconsistent fulfillment must not stop every other deadline (and
+            // every write batched with them): it is logged and left.
+            Err(p) if !p.is_from_store() => {
+                tracing::error!(%fulfillment, stage, detail = %p.detail, "deadline could not fire");
+            }
             Err(p) => return Err(p),
-        };
-        if record_breach(tx, live, &order, i, stage)? {
-            breached += 1;
-            reroute_if_silent(tx, live, &mut order, i, stage)?;
         }
     }
     Ok(breached)
+}
+
+fn fire_one(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    at: Millis,
+    fulfillment: &str,
+    stage: u8,
+) -> Result<bool, Problem> {
+    if tx.t.deadlines.remove((at, fulfillment, stage))?.is_none() {
+        return Ok(false); // Met, or fired already.
+    }
+    let Some(stage) = Stage::from_u8(stage) else {
+        return Ok(false);
+    };
+    let (mut order, i) = match find(tx, fulfillment) {
+        Ok(found) => found,
+        Err(p) if p.status == 404 => return Ok(false), // Nothing to breach.
+        Err(p) => return Err(p),
+    };
+    if !record_breach(tx, live, &order, i, stage)? {
+        return Ok(false);
+    }
+    reroute_if_silent(tx, live, &mut order, i, stage)?;
+    Ok(true)
 }
 
 /// Records the breach once per stage: event, scorecard, operator alert.

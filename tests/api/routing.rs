@@ -354,20 +354,29 @@ fn stock_updates_by_webhook_are_absolute_and_ignore_older_reports() {
             "data": {"as_of": as_of, "items": [{"supplier_sku": "acme-x", "on_hand": n}]}}),
         )
     };
-    update("s1", "2030-01-01T10:00:00Z", 12).expect(200);
+    update("s1", &at(0), 12).expect(200);
     assert_eq!(stock(&c, "x", None)["on_hand"], 12);
-    update("s2", "2030-01-01T09:00:00Z", 99).expect(200);
+    update("s2", &at(-60), 99).expect(200);
     assert_eq!(
         stock(&c, "x", None)["on_hand"],
         12,
         "an older report changes nothing"
     );
-    update("s3", "2030-01-01T11:00:00Z", 4).expect(200);
+    update("s3", &at(60), 4).expect(200);
     assert_eq!(stock(&c, "x", None)["on_hand"], 4);
-    update("s4", "2030-01-01T12:00:00Z", -1).problem(400, "bad-request");
-    supplier_webhook(&c, "acme", &secret, "s5", now_s(), &json!({"type": "stock.updated",
-        "data": {"as_of": "2030-01-01T12:00:00Z", "items": [{"supplier_sku": "nope", "on_hand": 1}]}}))
-        .problem(422, "invalid");
+    update("s4", &at(120), -1).problem(400, "bad-request");
+    // A count from the future would make every later one look stale: refused.
+    update("s6", "2099-01-01T00:00:00Z", 50).problem(422, "invalid");
+    supplier_webhook(
+        &c,
+        "acme",
+        &secret,
+        "s5",
+        now_s(),
+        &json!({"type": "stock.updated",
+        "data": {"as_of": &at(120), "items": [{"supplier_sku": "nope", "on_hand": 1}]}}),
+    )
+    .problem(422, "invalid");
     assert_eq!(stock(&c, "x", None)["on_hand"], 4);
 }
 
@@ -378,7 +387,7 @@ fn forged_stale_and_replayed_webhooks_change_nothing() {
     let secret = add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
     let other = add_supplier(&c, "bolt", "http://127.0.0.1:9/h", "alert");
     add_sku(&c, "x", &[("acme", 10, 5)]);
-    let body = json!({"type": "stock.updated", "data": {"as_of": "2030-01-01T10:00:00Z",
+    let body = json!({"type": "stock.updated", "data": {"as_of": &at(0),
         "items": [{"supplier_sku": "acme-x", "on_hand": 50}]}});
     let bytes = body.to_string().into_bytes();
     let before = event_count(&c);
@@ -433,7 +442,7 @@ fn forged_stale_and_replayed_webhooks_change_nothing() {
     );
     c.post(
         "/v1/suppliers/acme/stock",
-        &json!({"as_of": "2030-01-01T10:00:01Z",
+        &json!({"as_of": &at(1),
         "items": [{"sku": "x", "on_hand": 7}]}),
     )
     .expect(200);

@@ -573,3 +573,10 @@ pub fn raw_exchange(base: &str, head: &str, body: &[u8]) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// An RFC 3339 time `offset_s` seconds from two minutes ahead of now: reports
+/// stamped with it are newer than any made by the test so far, yet within the
+/// five minutes ahead that marketd accepts.
+pub fn at(offset_s: i64) -> String {
+    marketd::clock::format_rfc3339(((now_s() + 120 + offset_s) * 1000) as u64)
+}
