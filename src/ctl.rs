@@ -597,7 +597,9 @@ fn token(args: &Connection) -> Result<String, String> {
 }
 
 pub fn run(args: CtlArgs) -> ExitCode {
-    finish(to_call(args.command).and_then(|call| execute(&args.connection, call)))
+    finish(
+        to_call(args.command).and_then(|call| execute(&args.connection, call, REQUEST_TIMEOUT_S)),
+    )
 }
 
 /// `marketd backup --to FILE`: asks the daemon for an online copy at FILE, a path on
@@ -607,10 +609,8 @@ pub fn backup(connection: &Connection, to: &std::path::Path) -> ExitCode {
         Ok(p) => p,
         Err(e) => return finish(Err(format!("bad path {}: {e}", to.display()))),
     };
-    finish(execute(
-        connection,
-        send("POST", "/v1/backup".into(), json!({"to": to})),
-    ))
+    let call = send("POST", "/v1/backup".into(), json!({"to": to}));
+    finish(execute(connection, call, BACKUP_TIMEOUT_S))
 }
 
 fn finish(outcome: Result<(), String>) -> ExitCode {
@@ -623,13 +623,17 @@ fn finish(outcome: Result<(), String>) -> ExitCode {
     }
 }
 
-fn execute(args: &Connection, call: Call) -> Result<(), String> {
+/// How long `ctl` waits for an answer, and `backup` (which copies the whole store).
+const REQUEST_TIMEOUT_S: u64 = 30;
+const BACKUP_TIMEOUT_S: u64 = 3_600;
+
+fn execute(args: &Connection, call: Call, timeout_s: u64) -> Result<(), String> {
     let token = token(args)?;
     let json_out = args.json;
     let base = args.url.trim_end_matches('/').to_owned();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
+        .timeout_global(Some(Duration::from_secs(timeout_s)))
         .build()
         .into();
     let url = format!("{base}{}", call.path);

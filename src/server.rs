@@ -31,6 +31,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub operator_token: String,
     pub http_metrics: HttpMetrics,
+    /// Set while a backup is being written (one at a time).
+    pub backup_running: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -62,6 +64,7 @@ impl App {
             live,
             clock,
             operator_token,
+            backup_running: Default::default(),
         }))
     }
 }

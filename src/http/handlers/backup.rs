@@ -2,6 +2,7 @@
 //! daemon's machine (where `marketd backup` runs).
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use hyper::{Response, StatusCode};
 use serde::Deserialize;
@@ -38,17 +39,28 @@ pub async fn run(call: Call) -> Result<Response<Body>, Problem> {
             format!("{} already exists; backups never overwrite", to.display()),
         ));
     }
-    let db = app.store.database().clone();
-    let target = to.clone();
-    let written = tokio::task::spawn_blocking(move || backup::backup(&db, &target))
-        .await
-        .map_err(|e| Problem::internal(format!("backup task failed: {e}")))?
-        .map_err(|e| match e {
-            StoreError::Db(why) => {
-                Problem::internal(format!("backup to {} failed: {why}", to.display()))
-            }
-            other => Problem::from(other),
-        })?;
+    // One backup at a time: each reads the whole store.
+    if app
+        .backup_running
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Err(Problem::busy("a backup is already running"));
+    }
+    let (db, target, running) = (app.store.database().clone(), to.clone(), app.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        let written = backup::backup(&db, &target);
+        running.backup_running.store(false, Ordering::Release);
+        written
+    })
+    .await
+    .map_err(|e| Problem::internal(format!("backup task failed: {e}")))?
+    .map_err(|e| match e {
+        StoreError::Db(why) => {
+            Problem::internal(format!("backup to {} failed: {why}", to.display()))
+        }
+        other => Problem::from(other),
+    })?;
     tracing::info!(to = %to.display(), bytes = written.bytes, "backup written");
     Ok(io::json(
         StatusCode::OK,
