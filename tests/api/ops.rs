@@ -429,3 +429,32 @@ fn silent_connections_are_closed() {
     // The server closes its end: a read returns 0 bytes well before our own timeout.
     assert_eq!(idle.read(&mut buf).unwrap(), 0);
 }
+
+#[test]
+fn ctl_shows_breaches_and_scorecards() {
+    let d = Daemon::start();
+    let c = d.client();
+    add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
+    let (ok, out, _) = ctl(
+        &d,
+        &[
+            "--json",
+            "suppliers",
+            "scorecard",
+            "acme",
+            "--window-s",
+            "3600",
+        ],
+    );
+    assert!(ok, "{out}");
+    let card: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (card["window_s"].as_u64(), card["fulfillments"].as_u64()),
+        (Some(3600), Some(0))
+    );
+    let (ok, table, _) = ctl(&d, &["sla", "breaches", "--open"]);
+    assert!(ok);
+    assert!(table.starts_with("FULFILLMENT"), "{table}");
+    let (ok, _, err) = ctl(&d, &["suppliers", "scorecard", "nobody"]);
+    assert!(!ok && err.contains("Not found"), "{err}");
+}
