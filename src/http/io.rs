@@ -62,6 +62,14 @@ pub async fn read_body(
     }
 }
 
+/// Reads past a refused request's body without keeping it (up to the size cap and
+/// the read deadline), so the client gets its answer on a clean connection.
+pub async fn discard_body(req: Request<Incoming>) {
+    let mut body = Limited::new(req.into_body(), BODY_BYTES_MAX);
+    let draining = async { while let Some(Ok(_frame)) = body.frame().await {} };
+    let _ = tokio::time::timeout(Duration::from_secs(BODY_READ_TIMEOUT_S), draining).await;
+}
+
 /// Whether the request says its body is of `mime` (parameters like charset ignored).
 pub fn content_type_is(parts: &hyper::http::request::Parts, mime: &str) -> bool {
     parts

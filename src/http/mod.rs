@@ -85,12 +85,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let endpoint = Endpoint::parse(req.method(), req.uri().path());
     let index = endpoint.as_ref().ok().map(|e| e.index);
-    let response = match endpoint {
-        Ok(endpoint) => match auth::authorize(&app, req.headers(), endpoint.access) {
-            Ok(caller) => handlers::dispatch(&app, endpoint, caller, req).await,
-            Err(p) => Err(p),
-        },
-        Err(p) => Err(p),
+    let authorized =
+        endpoint.and_then(|e| Ok((auth::authorize(&app, req.headers(), e.access)?, e)));
+    let response = match authorized {
+        Ok((caller, endpoint)) => handlers::dispatch(&app, endpoint, caller, req).await,
+        Err(p) => {
+            // Refused unheard: read past the body (unkept) so the answer arrives.
+            io::discard_body(req).await;
+            Err(p)
+        }
     };
     let response = response.unwrap_or_else(|p| {
         if p.status >= 500 {

@@ -359,11 +359,7 @@ fn orders_answered_before_a_crash_survive_it_exactly_once() {
 
     let _dir = d.take_dir();
     // The store a crash leaves behind satisfies every invariant.
-    let check = std::process::Command::new(BIN)
-        .args(["check", "--data"])
-        .arg(&d.data)
-        .output()
-        .unwrap();
+    let check = check_store(&d.data);
     assert!(
         check.status.success(),
         "{}",

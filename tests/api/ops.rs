@@ -141,11 +141,7 @@ fn check_passes_on_a_healthy_store_and_fails_on_a_broken_one() {
             "ship_to": ship_to()}))
         .expect(201);
     assert!(d.stop().success());
-    let check = Command::new(BIN)
-        .args(["check", "--data"])
-        .arg(&d.data)
-        .output()
-        .unwrap();
+    let check = check_store(&d.data);
     assert!(
         check.status.success(),
         "{}",
@@ -173,11 +169,7 @@ fn check_passes_on_a_healthy_store_and_fails_on_a_broken_one() {
         }
         txn.commit().unwrap();
     }
-    let check = Command::new(BIN)
-        .args(["check", "--data"])
-        .arg(&d.data)
-        .output()
-        .unwrap();
+    let check = check_store(&d.data);
     assert_eq!(check.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&check.stdout).contains("allocated 7 but open fulfillments hold 2")
@@ -362,37 +354,30 @@ fn an_online_backup_is_a_consistent_store_of_its_own() {
         .expect(201);
     let copy = tempfile::tempdir().unwrap();
     let target = copy.path().join("marketd.redb");
-    let out = Command::new(BIN)
-        .args(["backup", "--url", &d.base, "--data"])
-        .arg(&d.data)
-        .arg("--to")
-        .arg(&target)
-        .output()
-        .unwrap();
+    let backup = || {
+        Command::new(BIN)
+            .args(["backup", "--url", &d.base, "--data"])
+            .arg(&d.data)
+            .arg("--to")
+            .arg(&target)
+            .output()
+            .unwrap()
+    };
+    let out = backup();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     // Never over an existing file; relative paths are refused by the daemon.
-    let again = Command::new(BIN)
-        .args(["backup", "--url", &d.base, "--data"])
-        .arg(&d.data)
-        .arg("--to")
-        .arg(&target)
-        .output()
-        .unwrap();
+    let again = backup();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("Target exists"));
     c.post("/v1/backup", &json!({"to": "relative.redb"}))
         .problem(422, "invalid");
     // The daemon kept serving; the copy checks clean and serves the same data.
     assert_eq!(stock(&c, "tent", None)["allocated"], 3);
-    let check = Command::new(BIN)
-        .args(["check", "--data"])
-        .arg(copy.path())
-        .output()
-        .unwrap();
+    let check = check_store(copy.path());
     assert!(
         check.status.success(),
         "{}",

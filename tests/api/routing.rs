@@ -27,22 +27,12 @@ fn web_key(c: &Client) -> String {
 /// A daemon whose operator alerts go to a fake endpoint.
 fn daemon_with_alerts(alerts: &FakeReceiver) -> (Daemon, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("marketd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "alerts_url = \"{}\"\nalerts_secret = \"{ALERTS_SECRET}\"\n",
-            alerts.url
-        ),
-    )
-    .unwrap();
+    let config = alerts_config(dir.path(), &alerts.url);
     (
         Daemon::start_with(dir.path(), &["--config", config.to_str().unwrap()]),
         dir,
     )
 }
-
-const ALERTS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn fulfillment_of<'a>(order: &'a Value, supplier: &str) -> &'a Value {
     order["fulfillments"]

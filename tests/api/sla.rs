@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use crate::fake::FakeReceiver;
 use crate::support::*;
 
-const ALERTS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// The SLA every supplier here has: ack 1 h, ship 2 h, deliver 3 h.
 const ACK_S: u64 = 3_600;
 const SHIP_S: u64 = 7_200;
@@ -374,15 +373,7 @@ fn the_scorecard_adds_up_a_scripted_history() {
 fn deadlines_missed_while_down_fire_once_at_start_up() {
     let ops = FakeReceiver::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("marketd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "alerts_url = \"{}\"\nalerts_secret = \"{ALERTS_SECRET}\"\n",
-            ops.url
-        ),
-    )
-    .unwrap();
+    let config = alerts_config(dir.path(), &ops.url);
     let start = |offset_s: i64| {
         Daemon::start_with(
             dir.path(),

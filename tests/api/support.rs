@@ -278,11 +278,7 @@ impl Daemon {
     #[track_caller]
     pub fn stop_and_check(mut self) {
         assert!(self.stop().success(), "marketd did not exit cleanly");
-        let out = Command::new(BIN)
-            .args(["check", "--data"])
-            .arg(&self.data)
-            .output()
-            .expect("check");
+        let out = check_store(&self.data);
         assert!(
             out.status.success(),
             "check: {}{}",
@@ -579,4 +575,27 @@ pub fn raw_exchange(base: &str, head: &str, body: &[u8]) -> (u16, String) {
 /// five minutes ahead that marketd accepts.
 pub fn at(offset_s: i64) -> String {
     marketd::clock::format_rfc3339(((now_s() + 120 + offset_s) * 1000) as u64)
+}
+
+/// Runs `marketd check` over a stopped store.
+pub fn check_store(data: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .args(["check", "--data"])
+        .arg(data)
+        .output()
+        .expect("run check")
+}
+
+/// The operator alerts' signing secret in tests.
+pub const ALERTS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A config file in `dir` sending operator alerts to `url`; returns its path.
+pub fn alerts_config(dir: &Path, url: &str) -> PathBuf {
+    let config = dir.join("marketd.toml");
+    std::fs::write(
+        &config,
+        format!("alerts_url = \"{url}\"\nalerts_secret = \"{ALERTS_SECRET}\"\n"),
+    )
+    .expect("write config");
+    config
 }

@@ -22,8 +22,9 @@ struct BackupInput {
 }
 
 pub async fn run(call: Call) -> Result<Response<Body>, Problem> {
-    let Call { app, req, .. } = call;
-    let (parts, body) = io::read_body(req).await?;
+    let Call {
+        app, parts, body, ..
+    } = call;
     let input: BackupInput = io::parse_json(&parts, &body)?;
     let to = input.to;
     if !to.is_absolute() || to.parent().is_none_or(|p| !p.is_dir()) {

@@ -38,8 +38,8 @@ pub fn get_sku(call: Call) -> Result<Response<Body>, Problem> {
 
 pub async fn put_sku(call: Call) -> Result<Response<Body>, Problem> {
     let id = call.id(0)?.to_owned();
-    let (parts, body) = io::read_body(call.req).await?;
-    let input: SkuInput = io::parse_json(&parts, &body)?;
+    let (parts, body) = (&call.parts, &call.body[..]);
+    let input: SkuInput = io::parse_json(parts, body)?;
     input.validate()?;
     let live = call.app.live.clone();
     let (sku, created) = call
@@ -71,8 +71,8 @@ pub fn list_offers(call: Call) -> Result<Response<Body>, Problem> {
 
 pub async fn put_offer(call: Call) -> Result<Response<Body>, Problem> {
     let (sku, supplier) = (call.id(0)?.to_owned(), call.id(1)?.to_owned());
-    let (parts, body) = io::read_body(call.req).await?;
-    let input: OfferInput = io::parse_json(&parts, &body)?;
+    let (parts, body) = (&call.parts, &call.body[..]);
+    let input: OfferInput = io::parse_json(parts, body)?;
     input.validate()?;
     let live = call.app.live.clone();
     let (offer, created) = call
@@ -114,8 +114,8 @@ pub fn get_channel(call: Call) -> Result<Response<Body>, Problem> {
 
 pub async fn put_channel(call: Call) -> Result<Response<Body>, Problem> {
     let id = call.id(0)?.to_owned();
-    let (parts, body) = io::read_body(call.req).await?;
-    let input: ChannelInput = io::parse_json(&parts, &body)?;
+    let (parts, body) = (&call.parts, &call.body[..]);
+    let input: ChannelInput = io::parse_json(parts, body)?;
     input.validate()?;
     let live = call.app.live.clone();
     let (channel, api_key) = call
@@ -137,8 +137,8 @@ struct ListingInput {
 
 pub async fn put_listing(call: Call) -> Result<Response<Body>, Problem> {
     let (channel, listing) = (call.id(0)?.to_owned(), call.id(1)?.to_owned());
-    let (parts, body) = io::read_body(call.req).await?;
-    let input: ListingInput = io::parse_json(&parts, &body)?;
+    let (parts, body) = (&call.parts, &call.body[..]);
+    let input: ListingInput = io::parse_json(parts, body)?;
     crate::ids::check_operator_id(&input.sku).map_err(|e| Problem::invalid(format!("sku: {e}")))?;
     let live = call.app.live.clone();
     let sku = input.sku.clone();

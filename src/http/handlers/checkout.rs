@@ -115,9 +115,12 @@ fn reserve_error(live: &Live, e: ReserveError) -> Problem {
 
 pub async fn reserve(call: Call) -> Result<Response<Body>, Problem> {
     let Call {
-        app, caller, req, ..
+        app,
+        caller,
+        parts,
+        body,
+        ..
     } = call;
-    let (parts, body) = io::read_body(req).await?;
     let input: ReservationInput = io::parse_json(&parts, &body)?;
     let channel = channel_for(&caller, &app.live, &input.channel)?;
     let ttl_s = input.ttl_s.unwrap_or(TTL_S_DEFAULT);
@@ -210,9 +213,12 @@ fn body_fingerprint(body: &[u8]) -> [u8; 32] {
 
 pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
     let Call {
-        app, caller, req, ..
+        app,
+        caller,
+        parts,
+        body,
+        ..
     } = call;
-    let (parts, body) = io::read_body(req).await?;
     let key = idempotency_key(&parts)?;
     let input: OrderInput = io::parse_json(&parts, &body)?;
     let channel = channel_for(&caller, &app.live, &input.channel)?;

@@ -31,9 +31,9 @@ pub async fn reroute(call: Call) -> Result<Response<Body>, Problem> {
         app,
         params,
         caller,
-        req,
+        parts,
+        body,
     } = call;
-    let (parts, body) = io::read_body(req).await?;
     let input: RerouteInput = if body.is_empty() {
         RerouteInput::default()
     } else {

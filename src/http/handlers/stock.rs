@@ -68,11 +68,11 @@ pub async fn upload(call: Call) -> Result<Response<Body>, Problem> {
     let q = call.query(&["as_of"])?;
     let query_as_of = q.get("as_of").map(parse_as_of).transpose()?;
     let now_ms = call.app.clock.now_ms();
-    let (parts, body) = io::read_body(call.req).await?;
-    let (as_of_ms, items) = if io::content_type_is(&parts, "text/csv") {
-        (query_as_of, parse_csv(&body)?)
+    let (parts, body) = (&call.parts, &call.body[..]);
+    let (as_of_ms, items) = if io::content_type_is(parts, "text/csv") {
+        (query_as_of, parse_csv(body)?)
     } else {
-        let doc: Value = io::parse_json(&parts, &body)?;
+        let doc: Value = io::parse_json(parts, body)?;
         parse_json_report(&doc, query_as_of)?
     };
     let as_of_ms = as_of_ms.unwrap_or(now_ms);

@@ -38,8 +38,8 @@ pub fn get(call: Call) -> Result<Response<Body>, Problem> {
 
 pub async fn put(call: Call) -> Result<Response<Body>, Problem> {
     let id = call.id(0)?.to_owned();
-    let (parts, body) = io::read_body(call.req).await?;
-    let input: SupplierInput = io::parse_json(&parts, &body)?;
+    let (parts, body) = (&call.parts, &call.body[..]);
+    let input: SupplierInput = io::parse_json(parts, body)?;
     input.validate()?;
     let (supplier, created) = call
         .app

@@ -2,16 +2,19 @@
 //! The raw body is read under the size cap and verified before anything in it is
 //! believed; a bad or stale signature is 401 and changes nothing.
 
-use hyper::{Response, StatusCode};
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Call;
 use super::stock::parse_json_report;
 use crate::domain::{Step, Supplier, Tracking};
 use crate::http::io::{self, Body};
 use crate::problem::Problem;
 use crate::secret;
+use crate::server::App;
 use crate::store::fulfillments::StepInput;
 use crate::store::webhooks::{self, Applied, Inbound};
 use crate::store::{read, tables};
@@ -28,32 +31,21 @@ fn header<'a>(headers: &'a hyper::HeaderMap, name: &str) -> Result<&'a str, Prob
         .ok_or_else(|| Problem::unauthorized(format!("the {name} header is missing")))
 }
 
-pub async fn receive(call: Call) -> Result<Response<Body>, Problem> {
-    let Call {
-        app, params, req, ..
-    } = call;
-    let supplier_id = params[0].clone();
-    // Everything that needs no body is checked before the body is read, so an
-    // unsigned sender costs no more than its headers.
-    let headers = req.headers();
-    let id = header(headers, "webhook-id")?.to_owned();
-    if id.is_empty() || id.len() > WEBHOOK_ID_LEN_MAX || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Problem::unauthorized(
-            "webhook-id must be 1 to 255 visible ASCII characters",
-        ));
-    }
-    let timestamp: i64 = header(headers, "webhook-timestamp")?
-        .parse()
-        .map_err(|_| Problem::unauthorized("webhook-timestamp must be unix seconds"))?;
-    let now_s = (app.clock.now_ms() / 1000) as i64;
-    if now_s.abs_diff(timestamp) > TIMESTAMP_TOLERANCE_S {
-        return Err(Problem::unauthorized(format!(
-            "webhook-timestamp is more than {TIMESTAMP_TOLERANCE_S} s from now"
-        )));
-    }
-    let signature = header(headers, "webhook-signature")?.to_owned();
-    let supplier: Supplier = read::get(&app.store.read()?, tables::SUPPLIERS, &supplier_id)?
-        .ok_or_else(|| Problem::unauthorized("the webhook signature does not verify"))?;
+pub async fn receive(
+    app: Arc<App>,
+    supplier_id: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Problem> {
+    let supplier_id = supplier_id.to_owned();
+    // Everything that needs no body is checked before the body is kept: a refused
+    // sender's body is read past and dropped, never buffered.
+    let (id, timestamp, signature, supplier) = match sender(&app, &supplier_id, req.headers()) {
+        Ok(checked) => checked,
+        Err(p) => {
+            io::discard_body(req).await;
+            return Err(p);
+        }
+    };
     let (_, body) = io::read_body(req).await?;
     let mut secrets = vec![supplier.webhook_secret.as_str()];
     secrets.extend(supplier.previous_secret_at(app.clock.now_ms()));
@@ -106,6 +98,34 @@ struct Shipped {
 
 fn malformed(e: impl std::fmt::Display) -> Problem {
     Problem::bad_request(format!("malformed webhook: {e}"))
+}
+
+/// The checks that need no body: the Standard Webhooks headers, the timestamp's
+/// window and the supplier. Returns (webhook-id, timestamp, signature, supplier).
+fn sender(
+    app: &App,
+    supplier_id: &str,
+    headers: &hyper::HeaderMap,
+) -> Result<(String, i64, String, Supplier), Problem> {
+    let id = header(headers, "webhook-id")?.to_owned();
+    if id.is_empty() || id.len() > WEBHOOK_ID_LEN_MAX || !id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Problem::unauthorized(
+            "webhook-id must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    let timestamp: i64 = header(headers, "webhook-timestamp")?
+        .parse()
+        .map_err(|_| Problem::unauthorized("webhook-timestamp must be unix seconds"))?;
+    let now_s = (app.clock.now_ms() / 1000) as i64;
+    if now_s.abs_diff(timestamp) > TIMESTAMP_TOLERANCE_S {
+        return Err(Problem::unauthorized(format!(
+            "webhook-timestamp is more than {TIMESTAMP_TOLERANCE_S} s from now"
+        )));
+    }
+    let signature = header(headers, "webhook-signature")?.to_owned();
+    let supplier: Supplier = read::get(&app.store.read()?, tables::SUPPLIERS, supplier_id)?
+        .ok_or_else(|| Problem::unauthorized("the webhook signature does not verify"))?;
+    Ok((id, timestamp, signature, supplier))
 }
 
 /// The body as an [`Inbound`]: 400 for an unknown type or malformed data.
