@@ -8,6 +8,7 @@
 //! Invariant: a command that refuses (returns a non-store [`Problem`]) has written
 //! nothing: commands check everything first, then write.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -247,7 +248,13 @@ impl WriterThread {
                 poisoned: None,
             };
             for job in batch.drain(..) {
-                replies.push(job(&mut tx));
+                // A command that panics must not take the writer down with it: its
+                // asker hears an error (its answer is dropped) and the batch is
+                // abandoned, since the command may have written part of its change.
+                match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx))) {
+                    Ok(reply) => replies.push(reply),
+                    Err(_) => tx.poisoned = Some("a command panicked".into()),
+                }
             }
             (tx.next_seq, tx.effects, tx.poisoned)
             // The tables close here, writing their roots into the transaction.
@@ -279,4 +286,74 @@ fn fail_all(batch: &mut Vec<Job>, e: &StoreError) {
     tracing::error!(error = %e, "store write transaction could not start");
     // Dropping a job drops its answer sender: the asker hears an error, nothing lands.
     batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::Store;
+
+    fn writer() -> (tempfile::TempDir, Store, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writer =
+            Writer::start(store.database().clone(), ManualClock::new(1_000), 64, 16).unwrap();
+        (dir, store, writer)
+    }
+
+    fn event_count(store: &Store) -> u64 {
+        crate::store::last_event_seq(&store.read().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_refused_command_leaves_nothing_and_others_land() {
+        let (_dir, store, writer) = writer();
+        let refused =
+            writer.write_blocking(|_tx| -> Result<(), Problem> { Err(Problem::invalid("no")) });
+        assert_eq!(refused.unwrap_err().status, 422);
+        writer
+            .write_blocking(|tx| tx.event("test.kept", "test", "s", json!({})).map(|_| ()))
+            .unwrap();
+        assert_eq!(event_count(&store), 1);
+    }
+
+    #[test]
+    fn a_panicking_command_abandons_its_batch_but_not_the_writer() {
+        let (_dir, store, writer) = writer();
+        let panicked = writer.write_blocking(|tx| -> Result<(), Problem> {
+            tx.event("test.half", "test", "s", json!({}))?;
+            panic!("a bug in a command");
+        });
+        assert!(panicked.is_err());
+        assert_eq!(
+            event_count(&store),
+            0,
+            "the half-written event did not land"
+        );
+        writer
+            .write_blocking(|tx| tx.event("test.after", "test", "s", json!({})).map(|_| ()))
+            .unwrap();
+        assert_eq!(event_count(&store), 1);
+    }
+
+    #[test]
+    fn effects_run_after_commit_in_order() {
+        let (_dir, _store, writer) = writer();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for n in 0..3 {
+            let seen = seen.clone();
+            writer
+                .write_blocking(move |tx| {
+                    tx.after_commit(move || seen.lock().unwrap().push(n));
+                    Ok::<_, Problem>(())
+                })
+                .unwrap();
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2]);
+    }
 }
