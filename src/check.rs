@@ -321,6 +321,7 @@ impl Checker<'_> {
     fn outbox(&mut self) -> Res<()> {
         let outbox = self.txn.open_table(tables::OUTBOX)?;
         let due = self.txn.open_table(tables::OUTBOX_DUE)?;
+        let failed_index = self.txn.open_table(tables::FAILED_DELIVERIES)?;
         let mut indexed = std::collections::BTreeSet::new();
         for entry in due.iter()? {
             let (k, _) = entry?;
@@ -333,6 +334,9 @@ impl Checker<'_> {
             let Some(d) = self.decode::<Delivery>(&what, v.value()) else {
                 continue;
             };
+            if d.status == DeliveryStatus::Failed && failed_index.get(d.id.as_str())?.is_none() {
+                self.fail(format!("{what} failed but is not in the failed index"));
+            }
             let was_due = indexed.remove(&(d.next_attempt_at_ms, d.id.clone()));
             if (d.status == DeliveryStatus::Pending) != was_due {
                 self.fail(format!(
@@ -343,6 +347,19 @@ impl Checker<'_> {
         }
         for (_, id) in indexed {
             self.fail(format!("due index names delivery {id} that is not pending"));
+        }
+        let failed = self.txn.open_table(tables::FAILED_DELIVERIES)?;
+        for entry in failed.iter()? {
+            let (k, _) = entry?;
+            let d = outbox
+                .get(k.value())?
+                .map(|v| codec::decode::<Delivery>(v.value()));
+            if !matches!(d, Some(Ok(ref d)) if d.status == DeliveryStatus::Failed) {
+                self.fail(format!(
+                    "failed index names delivery {} that has not failed",
+                    k.value()
+                ));
+            }
         }
         Ok(())
     }

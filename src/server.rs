@@ -131,7 +131,7 @@ pub async fn serve_app(
         tokio::spawn(sweep_reservations(app.clone())),
         tokio::spawn(crate::dispatch::run(app.clone())),
         tokio::spawn(crate::sla::run(app.clone())),
-        tokio::spawn(prune_webhook_ids(app.clone())),
+        tokio::spawn(prune_old_records(app.clone())),
     ];
     http::serve(listener, app.clone(), shutdown).await;
     for task in background {
@@ -153,29 +153,39 @@ async fn sweep_reservations(app: Arc<App>) {
     }
 }
 
-/// How often remembered inbound webhook-ids older than their retention are dropped,
-/// and how many at most per run.
+/// How often records past their retention (inbound webhook-ids, delivered
+/// deliveries) are dropped, and how many one store command looks at.
 pub const PRUNE_INTERVAL_S: u64 = 600;
-pub const PRUNE_IDS_MAX: usize = 10_000;
+pub const PRUNE_BATCH_MAX: usize = 10_000;
 
-async fn prune_webhook_ids(app: Arc<App>) {
+async fn prune_old_records(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(PRUNE_INTERVAL_S));
     loop {
         tick.tick().await;
-        // Keep going while whole batches come back, so pruning keeps up with any
-        // rate of inbound webhooks.
-        loop {
-            let pruned = app
-                .writer
-                .write(|tx| crate::store::webhooks::prune(tx, PRUNE_IDS_MAX))
-                .await;
-            match pruned {
-                Ok(n) if n == PRUNE_IDS_MAX => continue,
-                Ok(_) => break,
-                Err(p) => {
-                    tracing::warn!(detail = %p.detail, "could not prune old webhook ids");
-                    break;
-                }
+        prune_until_done(&app, "webhook ids", crate::store::webhooks::prune).await;
+        prune_until_done(
+            &app,
+            "delivered deliveries",
+            crate::store::outbox::prune_delivered,
+        )
+        .await;
+    }
+}
+
+/// Runs a pruning command while it comes back with whole batches, so pruning keeps
+/// up with any rate of new records.
+async fn prune_until_done(
+    app: &App,
+    what: &str,
+    prune: fn(&mut crate::store::Tx<'_>, usize) -> Result<usize, crate::problem::Problem>,
+) {
+    loop {
+        match app.writer.write(move |tx| prune(tx, PRUNE_BATCH_MAX)).await {
+            Ok(n) if n == PRUNE_BATCH_MAX => continue,
+            Ok(_) => return,
+            Err(p) => {
+                tracing::warn!(detail = %p.detail, "could not prune old {what}");
+                return;
             }
         }
     }

@@ -110,6 +110,9 @@ pub fn record_attempt(
     // Attempts are kept on the delivery; the audit trail records how it ends.
     if let Some((kind, status)) = settled {
         d.status = status;
+        if status == DeliveryStatus::Failed {
+            tx.t.failed_deliveries.insert(id, ())?;
+        }
         tx.event(
             kind,
             "marketd",
@@ -137,11 +140,15 @@ pub fn retry_now(tx: &mut Tx<'_>, live: &Arc<Live>, id: &str) -> Result<Delivery
             format!("delivery {id} was delivered; nothing to retry"),
         ));
     }
-    let due = &mut tx.t.outbox_due;
-    if d.status == DeliveryStatus::Pending {
-        due.remove((d.next_attempt_at_ms, id))?;
+    match d.status {
+        DeliveryStatus::Pending => {
+            tx.t.outbox_due.remove((d.next_attempt_at_ms, id))?;
+        }
+        _ => {
+            tx.t.failed_deliveries.remove(id)?;
+        }
     }
-    due.insert((tx.now_ms, id), ())?;
+    tx.t.outbox_due.insert((tx.now_ms, id), ())?;
     let from = d.status;
     d.status = DeliveryStatus::Pending;
     d.next_attempt_at_ms = tx.now_ms;
@@ -159,4 +166,29 @@ pub fn retry_now(tx: &mut Tx<'_>, live: &Arc<Live>, id: &str) -> Result<Delivery
         live.deliveries.wake.notify_one();
     });
     Ok(d)
+}
+
+/// How long a delivered webhook's record is kept: seven days.
+pub const DELIVERED_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// Forgets delivered deliveries made before the retention, looking at up to `max`
+/// of the oldest records (ids sort by creation). Pending and failed ones stay.
+/// Returns how many it forgot.
+pub fn prune_delivered(tx: &mut Tx<'_>, max: usize) -> Result<usize, Problem> {
+    let cutoff_ms = tx.now_ms.saturating_sub(DELIVERED_RETENTION_MS);
+    let mut gone = Vec::new();
+    for entry in tx.t.outbox.range::<&str>(..)?.take(max) {
+        let (k, v) = entry?;
+        let d: Delivery = codec::decode(v.value())?;
+        if d.created_at_ms > cutoff_ms {
+            break;
+        }
+        if d.status == DeliveryStatus::Delivered {
+            gone.push(k.value().to_owned());
+        }
+    }
+    for id in &gone {
+        tx.t.outbox.remove(id.as_str())?;
+    }
+    Ok(gone.len())
 }

@@ -82,6 +82,8 @@ tables! {
     OUTBOX / outbox: &'static str => &'static [u8] = "outbox";
     /// (next_attempt_at_ms, delivery id) → (): pending deliveries by when they are due.
     OUTBOX_DUE / outbox_due: (u64, &'static str) => () = "outbox_due";
+    /// delivery id → (): deliveries that gave up, awaiting an operator.
+    FAILED_DELIVERIES / failed_deliveries: &'static str => () = "failed_deliveries";
     /// (supplier, webhook-id) → received_at_ms: inbound webhooks already applied.
     WEBHOOK_IDS / webhook_ids: (&'static str, &'static str) => u64 = "webhook_ids";
     /// (received_at_ms, supplier, webhook-id) → (): the same, by age, for pruning.

@@ -708,3 +708,43 @@ fn a_rotated_out_secret_works_for_a_day() {
     send(&old, "c").problem(401, "unauthorized");
     send(&new, "d").expect(200);
 }
+
+/// Delivered webhooks are forgotten after seven days; failed ones stay for the
+/// operator.
+#[test]
+fn delivered_records_are_pruned_after_seven_days_and_failed_ones_kept() {
+    let (a, b) = (FakeReceiver::start(&[]), FakeReceiver::start(&[410]));
+    let d = InProc::start();
+    let c = d.client();
+    add_supplier(&c, "acme", &a.url, "alert");
+    add_supplier(&c, "bolt", &b.url, "alert");
+    add_sku(&c, "x", &[("acme", 10, 5)]);
+    add_sku(&c, "y", &[("bolt", 10, 5)]);
+    order(
+        &c.with_token(Some(&web_key(&c))),
+        "k",
+        json!([{"sku": "x", "qty": 1}, {"sku": "y", "qty": 1}]),
+    );
+    eventually(Duration::from_secs(10), "one delivered, one failed", || {
+        deliveries(&c, "delivered").len() == 1 && deliveries(&c, "failed").len() == 1
+    });
+    let prune = || {
+        d.app
+            .writer
+            .write_blocking(|tx| marketd::store::outbox::prune_delivered(tx, 100))
+            .unwrap()
+    };
+    d.clock.advance_ms(7 * 24 * 3600 * 1000 - 1);
+    assert_eq!(prune(), 0);
+    d.clock.advance_ms(1);
+    assert_eq!(prune(), 1);
+    assert!(deliveries(&c, "delivered").is_empty());
+    assert_eq!(deliveries(&c, "failed").len(), 1);
+    let metrics = c.with_token(None).get("/metrics").expect(200);
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("marketd_deliveries{status=\"failed\"} 1")
+    );
+}
