@@ -90,6 +90,9 @@ impl Default for Config {
     }
 }
 
+/// Largest clock shift accepted: ten years either way.
+pub const CLOCK_OFFSET_S_MAX: u64 = 10 * 366 * 24 * 3600;
+
 /// What went wrong loading the configuration.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -158,6 +161,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "alerts_secret must be whsec_ followed by base64".into(),
             ));
+        }
+        if self.clock_offset_s.unsigned_abs() > CLOCK_OFFSET_S_MAX {
+            return Err(ConfigError::Invalid(format!(
+                "clock_offset_s must be within ±{CLOCK_OFFSET_S_MAX} s"
+            )));
         }
         if self.alerts_url.is_some() != self.alerts_secret.is_some() {
             return Err(ConfigError::Invalid(

@@ -224,6 +224,12 @@ fn bad_flags_and_config_are_refused() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    let out = Command::new(BIN)
+        .args(["serve", "--clock-offset-s", &i64::MAX.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("clock_offset_s"));
 }
 
 #[test]
