@@ -372,9 +372,13 @@ impl Checker<'_> {
             .flat_map(|o| o.fulfillments.iter().map(|f| (f.id.as_str(), f)))
             .collect();
         let deadlines = self.txn.open_table(tables::DEADLINES)?;
+        let mut armed = std::collections::BTreeSet::new();
         for entry in deadlines.iter()? {
             let (k, _) = entry?;
             let (at_ms, id, stage) = k.value();
+            if !armed.insert(id.to_owned()) {
+                self.fail(format!("{id} has more than one pending deadline"));
+            }
             let (Some(f), Some(stage)) = (fulfillments.get(id), Stage::from_u8(stage)) else {
                 self.fail(format!("deadline of {id} names no fulfillment or stage"));
                 continue;

@@ -88,6 +88,12 @@ impl SupplierInput {
                 )));
             }
         }
+        let sla = &self.sla;
+        if !(sla.ack_within_s <= sla.ship_within_s && sla.ship_within_s <= sla.deliver_within_s) {
+            return Err(Problem::invalid(
+                "sla steps must not shrink: ack_within_s <= ship_within_s <= deliver_within_s",
+            ));
+        }
         if self.commission_bps > COMMISSION_BPS_MAX {
             return Err(Problem::invalid(format!(
                 "commission_bps must be 0 to {COMMISSION_BPS_MAX}, got {}",
@@ -357,6 +363,9 @@ mod tests {
         assert!(bad.validate().is_err());
         let mut bad = good.clone();
         bad.sla.ack_within_s = 0;
+        assert!(bad.validate().is_err());
+        let mut bad = good.clone();
+        bad.sla.ship_within_s = 10; // after deliver_within_s
         assert!(bad.validate().is_err());
         let mut bad = good.clone();
         bad.webhook_url = Some("ftp://x".into());

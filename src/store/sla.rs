@@ -34,10 +34,7 @@ fn key(f: &Fulfillment, stage: Stage) -> DeadlineKey {
 
 /// Starts the clock on a new fulfillment: three deadlines and its history record.
 pub fn track_new(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment) -> Result<(), Problem> {
-    for stage in Stage::ALL {
-        let (at, id, s) = key(f, stage);
-        tx.t.deadlines.insert((at, id.as_str(), s), ())?;
-    }
+    arm(tx, live, f, Stage::Ack)?;
     let record = FulfillmentRecord {
         status: f.status,
         created_at_ms: f.created_at_ms,
@@ -47,10 +44,40 @@ pub fn track_new(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment) -> Result<(
         shipped_at_ms: None,
         breached: [false; 3],
     };
-    save_record(tx, f, &record)?;
-    let (live, keys) = (live.clone(), Stage::ALL.map(|s| key(f, s)));
-    tx.after_commit(move || keys.into_iter().for_each(|k| live.deadlines.add(k)));
+    save_record(tx, f, &record)
+}
+
+/// Puts a stage's deadline in the due index (and, once committed, the schedule).
+/// A fulfillment has one pending deadline at a time: the next stage's is armed when
+/// the step before it is taken or its deadline fires (SLAs are ordered
+/// ack ≤ ship ≤ deliver), so a million fulfillments are a million entries.
+fn arm(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment, stage: Stage) -> Result<(), Problem> {
+    if tx.t.breaches.get((f.id.as_str(), stage as u8))?.is_some() {
+        return Ok(()); // It passed already, and fired.
+    }
+    let k = key(f, stage);
+    tx.t.deadlines.insert((k.0, k.1.as_str(), k.2), ())?;
+    let live = live.clone();
+    tx.after_commit(move || live.deadlines.add(k));
     Ok(())
+}
+
+fn disarm(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment, stage: Stage) -> Result<(), Problem> {
+    let k = key(f, stage);
+    if tx.t.deadlines.remove((k.0, k.1.as_str(), k.2))?.is_some() {
+        let live = live.clone();
+        tx.after_commit(move || live.deadlines.remove(&k));
+    }
+    Ok(())
+}
+
+/// The stage whose deadline follows `stage`'s.
+fn after(stage: Stage) -> Option<Stage> {
+    match stage {
+        Stage::Ack => Some(Stage::Ship),
+        Stage::Ship => Some(Stage::Deliver),
+        Stage::Deliver => None,
+    }
 }
 
 fn save_record(tx: &mut Tx<'_>, f: &Fulfillment, r: &FulfillmentRecord) -> Result<(), Problem> {
@@ -83,12 +110,16 @@ pub fn settle(
         Step::Reject | Step::Cancel | Step::TimeOut => &Stage::ALL,
     };
     for &stage in stages {
-        let k = key(f, stage);
-        if tx.t.deadlines.remove((k.0, k.1.as_str(), k.2))?.is_some() {
-            let live = live.clone();
-            tx.after_commit(move || live.deadlines.remove(&k));
-        }
+        disarm(tx, live, f, stage)?;
         close_breach(tx, f, stage)?;
+    }
+    let next = match step {
+        Step::Acknowledge if f.shipped_at_ms.is_none() => Some(Stage::Ship),
+        Step::Ship => Some(Stage::Deliver),
+        _ => None,
+    };
+    if let Some(stage) = next {
+        arm(tx, live, f, stage)?;
     }
     if let Some(mut r) = load_record(tx, f)? {
         r.status = f.status;
@@ -167,6 +198,15 @@ fn fire_one(
     };
     if !record_breach(tx, live, &order, i, stage)? {
         return Ok(false);
+    }
+    let f = &order.fulfillments[i];
+    let still_due = match stage {
+        Stage::Ack => f.status.holds_allocation(),
+        _ => !f.status.is_dropped() && f.delivered_at_ms.is_none(),
+    };
+    if let (Some(next), true) = (after(stage), still_due) {
+        let f = f.clone();
+        arm(tx, live, &f, next)?;
     }
     reroute_if_silent(tx, live, &mut order, i, stage)?;
     Ok(true)
