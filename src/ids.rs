@@ -68,10 +68,7 @@ pub fn parse(kind: Kind, id: &str) -> Option<ulid::Ulid> {
 }
 
 pub fn random_u128() -> u128 {
-    let mut bytes = [0u8; 16];
-    // The OS random source failing is not something marketd can run without.
-    getrandom::fill(&mut bytes).expect("operating system random source failed");
-    u128::from_le_bytes(bytes)
+    u128::from_le_bytes(crate::secret::random_bytes())
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+/// `N` bytes from the operating system's random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
+    // The OS random source failing is not something marketd can run without.
     getrandom::fill(&mut bytes).expect("operating system random source failed");
     bytes
 }
