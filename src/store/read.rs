@@ -144,19 +144,25 @@ pub fn product_skus(
 }
 
 /// The scorecard history of `supplier` for fulfillments routed in `[from_ms, to_ms]`.
+/// Newest first, at most `max`; the flag says the window held more.
 pub fn supplier_history(
     txn: &ReadTransaction,
     supplier: &str,
     from_ms: u64,
     to_ms: u64,
-) -> Result<Vec<FulfillmentRecord>, Problem> {
+    max: usize,
+) -> Result<(Vec<FulfillmentRecord>, bool), Problem> {
     let t = txn.open_table(tables::SUPPLIER_HISTORY)?;
     let mut out = Vec::new();
-    for entry in t.range((supplier, from_ms, "")..(supplier, to_ms.saturating_add(1), ""))? {
+    let window = t.range((supplier, from_ms, "")..(supplier, to_ms.saturating_add(1), ""))?;
+    for entry in window.rev() {
+        if out.len() == max {
+            return Ok((out, true));
+        }
         let (_, v) = entry?;
         out.push(codec::decode(v.value())?);
     }
-    Ok(out)
+    Ok((out, false))
 }
 
 /// A supplier's open breaches right now.

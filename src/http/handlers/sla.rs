@@ -13,6 +13,8 @@ use crate::store::{read, tables};
 /// The scorecard window when none is asked for (30 days), and the longest (366 days).
 pub const WINDOW_S_DEFAULT: u64 = 2_592_000;
 pub const WINDOW_S_MAX: u64 = 31_622_400;
+/// Most fulfillments one scorecard reads: the newest of its window.
+pub const SCORECARD_FULFILLMENTS_MAX: usize = 1_000_000;
 
 pub fn scorecard_of(call: Call) -> Result<Response<Body>, Problem> {
     let supplier = call.id(0)?;
@@ -29,12 +31,17 @@ pub fn scorecard_of(call: Call) -> Result<Response<Body>, Problem> {
     }
     let now_ms = call.app.clock.now_ms();
     let from_ms = now_ms.saturating_sub(window_s * 1000);
-    let history = read::supplier_history(&txn, supplier, from_ms, now_ms)?;
+    let (history, partial) =
+        read::supplier_history(&txn, supplier, from_ms, now_ms, SCORECARD_FULFILLMENTS_MAX)?;
     let card = scorecard(history.iter(), now_ms);
     let mut body = serde_json::to_value(&card).map_err(|e| Problem::internal(e.to_string()))?;
     body["supplier"] = json!(supplier);
     body["window_s"] = json!(window_s);
     body["open_breaches"] = json!(read::open_breaches(&txn, supplier)?);
+    if partial {
+        // Only the newest fulfillments of a very busy window were counted.
+        body["partial_window"] = json!(true);
+    }
     Ok(io::json(StatusCode::OK, &body))
 }
 
