@@ -1,4 +1,4 @@
-//! Store commands for SLAs: a new fulfillment's three deadlines and its scorecard
+//! Store commands for SLAs: a new fulfillment's first deadline and its scorecard
 //! history, settling deadlines when steps are taken, and firing the ones that pass.
 //! Deadlines live in a due index written in the same transaction as the
 //! fulfillment; firing removes the entry and records the breach in one
@@ -32,7 +32,7 @@ fn key(f: &Fulfillment, stage: Stage) -> DeadlineKey {
     (deadline_of(f, stage), f.id.clone(), stage as u8)
 }
 
-/// Starts the clock on a new fulfillment: three deadlines and its history record.
+/// Starts the clock on a new fulfillment: its acknowledgement deadline and its history record.
 pub fn track_new(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment) -> Result<(), Problem> {
     arm(tx, live, f, Stage::Ack)?;
     let record = FulfillmentRecord {
