@@ -228,11 +228,8 @@ fn credentials_and_scopes() {
         .expect(201);
     web.get("/v1/stock/tent?channel=app")
         .problem(403, "forbidden");
-    web.post(
-        "/v1/reservations",
-        &json!({"channel": "app", "lines": [{"sku": "tent", "qty": 1}]}),
-    )
-    .problem(403, "forbidden");
+    web.reserve("app", "tent", 1, None)
+        .problem(403, "forbidden");
     assert_eq!(anon.get("/healthz").expect(200)["status"], "ok");
     assert_eq!(anon.get("/metrics").status, 200);
     // Nothing refused above left a trace in the stock.

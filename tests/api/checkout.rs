@@ -19,13 +19,7 @@ fn reserve_then_order_moves_units_from_reserved_to_allocated() {
     let d = Daemon::start();
     let c = d.client();
     let web = c.with_token(Some(&seed(&c, "tent", 12, 2)));
-    let res = web
-        .post(
-            "/v1/reservations",
-            &json!({"channel": "web", "lines": [{"sku": "tent", "qty": 2}],
-        "ttl_s": 900}),
-        )
-        .expect(201);
+    let res = web.reserve("web", "tent", 2, Some(900)).expect(201);
     assert!(res["id"].as_str().unwrap().starts_with("res_"));
     let s = stock(&c, "tent", Some("web"));
     assert_eq!(
@@ -96,17 +90,9 @@ fn a_release_gives_units_back_and_channels_only_touch_their_own() {
         .unwrap()
         .to_owned();
     let app = c.with_token(Some(&app_key));
-    let res = web
-        .post(
-            "/v1/reservations",
-            &json!({"channel": "web", "lines": [{"sku": "tent", "qty": 5}]}),
-        )
-        .expect(201);
+    let res = web.reserve("web", "tent", 5, None).expect(201);
     let id = res["id"].as_str().unwrap();
-    let short = app.post(
-        "/v1/reservations",
-        &json!({"channel": "app", "lines": [{"sku": "tent", "qty": 1}]}),
-    );
+    let short = app.reserve("app", "tent", 1, None);
     let body = short.problem(409, "insufficient-stock");
     assert_eq!(
         body["lines"],
@@ -204,13 +190,7 @@ fn an_expired_reservation_releases_its_stock_by_itself() {
     let d = InProc::start();
     let c = d.client();
     let web = c.with_token(Some(&seed(&c, "tent", 3, 0)));
-    let res = web
-        .post(
-            "/v1/reservations",
-            &json!({"channel": "web", "lines": [{"sku": "tent", "qty": 3}],
-        "ttl_s": 60}),
-        )
-        .expect(201);
+    let res = web.reserve("web", "tent", 3, Some(60)).expect(201);
     assert_eq!(res["expires_at"], "2026-11-22T10:01:00Z");
     assert_eq!(stock(&c, "tent", None)["available"], 0);
     d.clock.advance_ms(59_999);
@@ -232,13 +212,7 @@ fn an_expired_reservation_is_refused_at_order_time_even_before_the_sweep() {
     let d = InProc::start();
     let c = d.client();
     let web = c.with_token(Some(&seed(&c, "tent", 3, 0)));
-    let res = web
-        .post(
-            "/v1/reservations",
-            &json!({"channel": "web", "lines": [{"sku": "tent", "qty": 2}],
-        "ttl_s": 1}),
-        )
-        .expect(201);
+    let res = web.reserve("web", "tent", 2, Some(1)).expect(201);
     d.clock.advance_ms(1_000);
     let body = json!({"channel": "web", "reservation": res["id"], "customer": {"ref": "c"}, "ship_to": ship_to()});
     let p = web.order("k", &body).problem(409, "reservation-expired");
@@ -268,7 +242,7 @@ fn a_thousand_clients_never_oversell() {
                     if i % 2 == 0 {
                         return web.order(&format!("k-{i}"), &order_body(json!([{"sku": "hot", "qty": 1}]))).status;
                     }
-                    let res = web.post("/v1/reservations", &json!({"channel": "web", "lines": [{"sku": "hot", "qty": 1}]}));
+                    let res = web.reserve("web", "hot", 1, None);
                     if res.status != 201 {
                         return res.status;
                     }
@@ -404,12 +378,7 @@ fn a_refused_order_keeps_its_reservation() {
     let d = Daemon::start();
     let c = d.client();
     let web = c.with_token(Some(&seed(&c, "tent", 5, 0)));
-    let res = web
-        .post(
-            "/v1/reservations",
-            &json!({"channel": "web", "lines": [{"sku": "tent", "qty": 2}]}),
-        )
-        .expect(201);
+    let res = web.reserve("web", "tent", 2, None).expect(201);
     // The supplier's report drops below what is held: routing can no longer cover it.
     c.post(
         "/v1/suppliers/acme/stock",

@@ -164,6 +164,15 @@ impl Client {
         self.raw("DELETE", path, None, &[])
     }
 
+    /// Holds `qty` units of `sku` for `channel` (`ttl_s` None: the default).
+    pub fn reserve(&self, channel: &str, sku: &str, qty: u32, ttl_s: Option<u64>) -> Resp {
+        let mut body = json!({"channel": channel, "lines": [{"sku": sku, "qty": qty}]});
+        if let Some(ttl_s) = ttl_s {
+            body["ttl_s"] = json!(ttl_s);
+        }
+        self.post("/v1/reservations", &body)
+    }
+
     /// Places an order with an Idempotency-Key.
     pub fn order(&self, key: &str, body: &Value) -> Resp {
         self.try_order(key, body)
