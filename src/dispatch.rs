@@ -50,7 +50,7 @@ fn client() -> HttpsClient {
 pub async fn run(app: Arc<App>) {
     let client = client();
     let mut in_flight: HashSet<String> = HashSet::new();
-    let (done_tx, mut done_rx) = mpsc::channel::<String>(IN_FLIGHT_MAX);
+    let (done_tx, mut done_rx) = mpsc::channel::<(String, SendResult)>(IN_FLIGHT_MAX);
     let mut starting = true;
     loop {
         let room = IN_FLIGHT_MAX - in_flight.len();
@@ -66,26 +66,34 @@ pub async fn run(app: Arc<App>) {
             in_flight.insert(d.id.clone());
             let (app, client, done) = (app.clone(), client.clone(), done_tx.clone());
             tokio::spawn(async move {
-                let id = d.id.clone();
                 let sent = send(&app, &client, &d).await;
-                let live = app.live.clone();
-                if let Err(p) = app
-                    .writer
-                    .write(move |tx| outbox::record_attempt(tx, &live, &d.id, sent))
-                    .await
-                {
-                    tracing::warn!(delivery = %id, detail = %p.detail, "could not record a delivery attempt");
-                }
-                let _ = done.send(id).await;
+                let _ = done.send((d.id, sent)).await;
             });
         }
+        let mut finished = Vec::new();
         tokio::select! {
             () = app.live.deliveries.wake.notified() => {}
-            Some(id) = done_rx.recv() => { in_flight.remove(&id); }
+            Some(one) = done_rx.recv() => finished.push(one),
             () = tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)) => {}
         }
-        while let Ok(id) = done_rx.try_recv() {
-            in_flight.remove(&id);
+        while let Ok(one) = done_rx.try_recv() {
+            finished.push(one);
+        }
+        if !finished.is_empty() {
+            // Recorded before they leave `in_flight`, so the next look at the outbox
+            // cannot send them again. One command for all of them: one commit.
+            let ids: Vec<String> = finished.iter().map(|(id, _)| id.clone()).collect();
+            let live = app.live.clone();
+            let recorded = app
+                .writer
+                .write(move |tx| outbox::record_attempts(tx, &live, finished))
+                .await;
+            if let Err(p) = recorded {
+                tracing::warn!(deliveries = ids.len(), detail = %p.detail, "could not record delivery attempts");
+            }
+            for id in &ids {
+                in_flight.remove(id);
+            }
         }
     }
 }

@@ -101,7 +101,7 @@ pub fn parse_json<T: DeserializeOwned>(
     })
 }
 
-pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let mut res = Response::new(Full::new(Bytes::from(
         serde_json::to_vec(value).unwrap_or_default(),
     )));
@@ -201,6 +201,6 @@ impl Query {
 }
 
 /// `{"items": [...], "next_cursor": ...}`.
-pub fn page(items: Vec<Value>, next_cursor: Option<String>) -> Value {
+pub fn page<T: serde::Serialize>(items: Vec<T>, next_cursor: Option<String>) -> Value {
     serde_json::json!({"items": items, "next_cursor": next_cursor})
 }

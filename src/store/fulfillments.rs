@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use redb::ReadableTable;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::catalog::{decode_opt, refresh_totals};
@@ -15,7 +16,8 @@ use super::{Tx, codec, outbox};
 use crate::clock::format_rfc3339;
 use crate::domain::routing::{self, Routing};
 use crate::domain::{
-    Fulfillment, FulfillmentLine, Order, Position, Receiver, Step, StepOutcome, Tracking, Want,
+    Address, Fulfillment, FulfillmentLine, Order, Position, Receiver, Step, StepOutcome, Tracking,
+    Want,
 };
 use crate::live::Live;
 use crate::problem::Problem;
@@ -207,7 +209,7 @@ pub fn place_routing(
         let old = &order.fulfillments[i];
         let data = json!({"order": order.id, "fulfillment": old.id, "from": old.supplier,
             "to": fresh.iter().map(|f| json!({"fulfillment": f.id, "supplier": f.supplier,
-                "lines": lines_json(&f.lines)})).collect::<Vec<_>>()});
+                "lines": f.lines})).collect::<Vec<_>>()});
         tx.event("fulfillment.rerouted", "marketd", &order.id, data.clone())?;
         outbox::enqueue(tx, live, Receiver::Operator, "fulfillment.rerouted", data)?;
     }
@@ -228,11 +230,29 @@ pub fn place_routing(
     Ok(())
 }
 
-fn lines_json(lines: &[FulfillmentLine]) -> Vec<Value> {
-    lines
-        .iter()
-        .map(|l| json!({"sku": l.sku, "supplier_sku": l.supplier_sku, "qty": l.qty}))
-        .collect()
+/// `fulfillment.routed` in the audit trail.
+#[derive(Serialize)]
+struct Routed<'a> {
+    fulfillment: &'a str,
+    supplier: &'a str,
+    lines: &'a [FulfillmentLine],
+}
+
+/// `fulfillment.created` as its supplier receives it.
+#[derive(Serialize)]
+struct Created<'a> {
+    fulfillment: &'a str,
+    order: &'a str,
+    lines: &'a [FulfillmentLine],
+    ship_to: &'a Address,
+    deadlines: Deadlines,
+}
+
+#[derive(Serialize)]
+struct Deadlines {
+    ack_by: String,
+    ship_by: String,
+    deliver_by: String,
 }
 
 /// Records a new fulfillment's routing, sends it to its supplier and starts its
@@ -243,23 +263,25 @@ pub fn announce(
     order: &Order,
     f: &Fulfillment,
 ) -> Result<(), Problem> {
-    tx.event(
-        "fulfillment.routed",
-        "marketd",
-        &order.id,
-        json!({"fulfillment": f.id,
-        "supplier": f.supplier, "lines": lines_json(&f.lines)}),
-    )?;
-    let data = json!({"fulfillment": f.id, "order": order.id, "lines": lines_json(&f.lines),
-        "ship_to": order.ship_to, "deadlines": {"ack_by": format_rfc3339(f.ack_by_ms),
-        "ship_by": format_rfc3339(f.ship_by_ms), "deliver_by": format_rfc3339(f.deliver_by_ms)}});
-    outbox::enqueue(
-        tx,
-        live,
-        Receiver::Supplier(f.supplier.clone()),
-        "fulfillment.created",
-        data,
-    )?;
+    let routed = Routed {
+        fulfillment: &f.id,
+        supplier: &f.supplier,
+        lines: &f.lines,
+    };
+    tx.event("fulfillment.routed", "marketd", &order.id, routed)?;
+    let created = Created {
+        fulfillment: &f.id,
+        order: &order.id,
+        lines: &f.lines,
+        ship_to: &order.ship_to,
+        deadlines: Deadlines {
+            ack_by: format_rfc3339(f.ack_by_ms),
+            ship_by: format_rfc3339(f.ship_by_ms),
+            deliver_by: format_rfc3339(f.deliver_by_ms),
+        },
+    };
+    let receiver = Receiver::Supplier(f.supplier.clone());
+    outbox::enqueue(tx, live, receiver, "fulfillment.created", created)?;
     super::sla::track_new(tx, live, f)
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use redb::ReadableTable;
+use serde::Serialize;
 use serde_json::json;
 
 use super::catalog::decode_opt;
@@ -87,6 +88,14 @@ impl IdempotencyReader for Tx<'_> {
     }
 }
 
+/// `order.created` in the audit trail.
+#[derive(Serialize)]
+struct Created<'a> {
+    channel: &'a str,
+    lines: &'a [OrderLine],
+    total: u64,
+}
+
 /// Places an order: routes, allocates, records. Refuses (writing nothing) when the
 /// suppliers' committed positions cannot cover a line any more.
 pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<Placed, Problem> {
@@ -167,9 +176,12 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
             codec::encode(&record).as_slice(),
         )?;
     }
-    tx.event("order.created", &new.actor, &order_id, json!({"channel": order.channel,
-        "lines": order.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty, "price": l.price})).collect::<Vec<_>>(),
-        "total": order.total}))?;
+    let created = Created {
+        channel: &order.channel,
+        lines: &order.lines,
+        total: order.total,
+    };
+    tx.event("order.created", &new.actor, &order_id, created)?;
     for f in &order.fulfillments {
         super::fulfillments::announce(tx, live, &order, f)?;
     }

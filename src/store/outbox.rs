@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use redb::ReadableTable;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use super::catalog::decode_opt;
+use super::writer::to_json;
 use super::{Tx, codec};
 use crate::clock::format_rfc3339;
 use crate::domain::{
@@ -18,21 +20,34 @@ use crate::ids;
 use crate::live::Live;
 use crate::problem::Problem;
 
+/// The JSON body every outbound webhook carries.
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    data: T,
+    timestamp: String,
+}
+
 /// Queues `kind` with `data` for `receiver`, due at once.
 pub fn enqueue(
     tx: &mut Tx<'_>,
     live: &Arc<Live>,
     receiver: Receiver,
     kind: &str,
-    data: Value,
+    data: impl Serialize,
 ) -> Result<String, Problem> {
     let id = ids::new(ids::Kind::Delivery, tx.now_ms);
-    let body = json!({"type": kind, "data": data, "timestamp": format_rfc3339(tx.now_ms)});
+    let body = to_json(&Envelope {
+        kind,
+        data,
+        timestamp: format_rfc3339(tx.now_ms),
+    })?;
     let delivery = Delivery {
         id: id.clone(),
         receiver,
         kind: kind.to_owned(),
-        body: body.to_string(),
+        body,
         status: DeliveryStatus::Pending,
         attempt_count: 0,
         attempts: Vec::new(),
@@ -128,6 +143,23 @@ pub fn record_attempt(
     }
     save(tx, &d)?;
     Ok(d)
+}
+
+/// Records the attempts the dispatcher finished, in one command. A delivery that is
+/// gone (pruned or unknown) is skipped: its attempt has nothing left to change.
+pub fn record_attempts(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    attempts: Vec<(String, SendResult)>,
+) -> Result<(), Problem> {
+    for (id, sent) in attempts {
+        match record_attempt(tx, live, &id, sent) {
+            Err(p) if p.is_store_failure() => return Err(p),
+            Err(p) => tracing::warn!(delivery = %id, detail = %p.detail, "attempt not recorded"),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Makes a pending or failed delivery due now (an operator's retry).

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use redb::Database;
-use serde_json::Value;
+use serde::Serialize;
 
 use super::{StoreError, codec, tables};
 use crate::clock::{Clock, Millis};
@@ -50,12 +50,14 @@ pub struct Tx<'a> {
 
 impl Tx<'_> {
     /// Appends an event to the audit trail in this transaction; returns its seq.
+    /// `data` is any serializable value: hot paths pass typed structs, which encode
+    /// several times faster than a `serde_json::Value` tree.
     pub fn event(
         &mut self,
         kind: &str,
         actor: &str,
         subject: &str,
-        data: Value,
+        data: impl Serialize,
     ) -> Result<u64, Problem> {
         let seq = self.next_seq;
         let event = Event {
@@ -64,7 +66,7 @@ impl Tx<'_> {
             kind: kind.to_owned(),
             actor: actor.to_owned(),
             subject: subject.to_owned(),
-            data_json: data.to_string(),
+            data_json: to_json(&data)?,
         };
         let events = &mut self.t.events;
         events.insert(seq, codec::encode(&event).as_slice())?;
@@ -78,6 +80,13 @@ impl Tx<'_> {
     pub fn after_commit(&mut self, effect: impl FnOnce() + Send + 'static) {
         self.effects.push(Box::new(effect));
     }
+}
+
+/// `value` as JSON text. Fails only for maps with non-string keys, which no caller
+/// builds; the error is a refusal, written before anything else.
+pub fn to_json(value: &impl Serialize) -> Result<String, Problem> {
+    serde_json::to_string(value)
+        .map_err(|e| Problem::internal(format!("cannot encode a record as JSON: {e}")))
 }
 
 /// The handle commands are sent through. Cheap to clone.

@@ -225,30 +225,28 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
     input.customer.validate()?;
     input.ship_to.validate()?;
     let fingerprint = body_fingerprint(&body);
-    // A retry of an answered order is answered from the store, touching no stock.
-    if let Some(order) =
-        orders::find_replay(&app.store.read()?, &input.channel, &key, &fingerprint)?
-    {
-        return Ok(io::json(StatusCode::OK, &views::order(&order)));
-    }
+    // A retry of an answered order takes its units again and the writer, finding
+    // the key, answers the first order and gives them back. Only when the units
+    // are not there any more (the retry's own order used them) is the store asked
+    // first, so a retry is never refused for want of stock.
+    let replay_or = |refused: Problem| -> Result<Response<Body>, Problem> {
+        match orders::find_replay(&app.store.read()?, &input.channel, &key, &fingerprint)? {
+            Some(order) => Ok(io::json(StatusCode::OK, &views::order(&order))),
+            None => Err(refused),
+        }
+    };
     let now_ms = app.clock.now_ms();
     let taken = match (&input.reservation, &input.lines) {
         (Some(id), None) => match HoldId::parse(id)
             .ok_or(ClaimError::Unknown)
             .and_then(|hold| {
-                let lines = app.live.table.claim(hold, Some(channel.slot), now_ms)?;
-                Ok(Taken::new(app.live.clone(), lines, Some(hold)))
+                app.live
+                    .table
+                    .claim(hold, Some(channel.slot), now_ms)
+                    .map(|l| (hold, l))
             }) {
-            Ok(taken) => taken,
-            Err(e) => {
-                // A concurrent retry of this very order may have used the hold.
-                let replay =
-                    orders::find_replay(&app.store.read()?, &input.channel, &key, &fingerprint)?;
-                return match replay {
-                    Some(order) => Ok(io::json(StatusCode::OK, &views::order(&order))),
-                    None => Err(reservation_problem(id, e)),
-                };
-            }
+            Ok((hold, lines)) => Taken::new(app.live.clone(), lines, Some(hold)),
+            Err(e) => return replay_or(reservation_problem(id, e)),
         },
         (None, Some(lines)) => {
             let held = resolve_lines(
@@ -257,10 +255,9 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
                 lines,
                 app.config.limits.lines_max,
             )?;
-            app.live
-                .table
-                .take_all(&held, channel.buffer)
-                .map_err(|e| reserve_error(&app.live, e))?;
+            if let Err(e) = app.live.table.take_all(&held, channel.buffer) {
+                return replay_or(reserve_error(&app.live, e));
+            }
             Taken::new(app.live.clone(), held, None)
         }
         _ => return Err(Problem::invalid("give exactly one of reservation or lines")),

@@ -2,10 +2,13 @@
 //! a supplier's webhook secret on creation and rotation, a channel's api key and
 //! secret on creation.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::clock::format_rfc3339;
-use crate::domain::{Channel, Delivery, Event, Fulfillment, Offer, Order, Sku, Supplier};
+use crate::domain::{
+    Address, Channel, Customer, Delivery, Event, Fulfillment, Offer, Order, Sku, Supplier, Tracking,
+};
 
 pub fn supplier(s: &Supplier, show_secret: bool) -> Value {
     let mut v = json!({
@@ -53,28 +56,111 @@ pub fn event(e: &Event) -> Value {
            "subject": e.subject, "data": data})
 }
 
-pub fn fulfillment(f: &Fulfillment) -> Value {
-    json!({
-        "id": f.id, "supplier": f.supplier, "status": f.status.as_str(),
-        "lines": f.lines.iter().map(|l| json!({"sku": l.sku, "supplier_sku": l.supplier_sku, "qty": l.qty})).collect::<Vec<_>>(),
-        "deadlines": {"ack_by": format_rfc3339(f.ack_by_ms), "ship_by": format_rfc3339(f.ship_by_ms),
-                      "deliver_by": format_rfc3339(f.deliver_by_ms)},
-        "reason": f.ended_reason,
-        "tracking": f.tracking.as_ref().map(|t| json!({"carrier": t.carrier,
-            "tracking_number": t.tracking_number, "tracking_url": t.tracking_url})),
-    })
+/// An order as the API shows it. Serialized straight from the record, without an
+/// intermediate `Value` tree: it is the answer to every placed order.
+#[derive(Serialize)]
+pub struct OrderView<'a> {
+    id: &'a str,
+    channel: &'a str,
+    status: &'static str,
+    created_at: String,
+    updated_at: String,
+    customer: &'a Customer,
+    ship_to: &'a Address,
+    lines: Vec<OrderLineView<'a>>,
+    total: u64,
+    fulfillments: Vec<FulfillmentView<'a>>,
+    unfulfillable: Vec<SkuQty<'a>>,
 }
 
-pub fn order(o: &Order) -> Value {
-    json!({
-        "id": o.id, "channel": o.channel, "status": o.status.as_str(),
-        "created_at": format_rfc3339(o.created_at_ms), "updated_at": format_rfc3339(o.updated_at_ms),
-        "customer": o.customer, "ship_to": o.ship_to,
-        "lines": o.lines.iter().map(|l| json!({"sku": l.sku, "qty": l.qty, "price": l.price})).collect::<Vec<_>>(),
-        "total": o.total,
-        "fulfillments": o.fulfillments.iter().map(fulfillment).collect::<Vec<_>>(),
-        "unfulfillable": o.unfulfillable.iter().map(|(sku, qty)| json!({"sku": sku, "qty": qty})).collect::<Vec<_>>(),
-    })
+#[derive(Serialize)]
+struct OrderLineView<'a> {
+    sku: &'a str,
+    qty: u32,
+    price: u64,
+}
+
+#[derive(Serialize)]
+struct SkuQty<'a> {
+    sku: &'a str,
+    qty: u32,
+}
+
+#[derive(Serialize)]
+struct FulfillmentView<'a> {
+    id: &'a str,
+    supplier: &'a str,
+    status: &'static str,
+    lines: Vec<FulfillmentLineView<'a>>,
+    deadlines: Deadlines,
+    reason: Option<&'a str>,
+    tracking: Option<&'a Tracking>,
+}
+
+#[derive(Serialize)]
+struct FulfillmentLineView<'a> {
+    sku: &'a str,
+    supplier_sku: &'a str,
+    qty: u32,
+}
+
+#[derive(Serialize)]
+struct Deadlines {
+    ack_by: String,
+    ship_by: String,
+    deliver_by: String,
+}
+
+fn fulfillment(f: &Fulfillment) -> FulfillmentView<'_> {
+    FulfillmentView {
+        id: &f.id,
+        supplier: &f.supplier,
+        status: f.status.as_str(),
+        lines: f
+            .lines
+            .iter()
+            .map(|l| FulfillmentLineView {
+                sku: &l.sku,
+                supplier_sku: &l.supplier_sku,
+                qty: l.qty,
+            })
+            .collect(),
+        deadlines: Deadlines {
+            ack_by: format_rfc3339(f.ack_by_ms),
+            ship_by: format_rfc3339(f.ship_by_ms),
+            deliver_by: format_rfc3339(f.deliver_by_ms),
+        },
+        reason: f.ended_reason.as_deref(),
+        tracking: f.tracking.as_ref(),
+    }
+}
+
+pub fn order(o: &Order) -> OrderView<'_> {
+    OrderView {
+        id: &o.id,
+        channel: &o.channel,
+        status: o.status.as_str(),
+        created_at: format_rfc3339(o.created_at_ms),
+        updated_at: format_rfc3339(o.updated_at_ms),
+        customer: &o.customer,
+        ship_to: &o.ship_to,
+        lines: o
+            .lines
+            .iter()
+            .map(|l| OrderLineView {
+                sku: &l.sku,
+                qty: l.qty,
+                price: l.price,
+            })
+            .collect(),
+        total: o.total,
+        fulfillments: o.fulfillments.iter().map(fulfillment).collect(),
+        unfulfillable: o
+            .unfulfillable
+            .iter()
+            .map(|(sku, qty)| SkuQty { sku, qty: *qty })
+            .collect(),
+    }
 }
 
 pub fn delivery(d: &Delivery) -> Value {
