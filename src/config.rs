@@ -26,6 +26,8 @@ pub struct Limits {
     pub reservations_max: usize,
     /// SKUs the reservation table has room for.
     pub skus_max: usize,
+    /// Suppliers the catalog keeps (all of them are held in memory).
+    pub suppliers_max: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub connections_max: usize,
     /// Lines in one reservation, order or stock upload.
@@ -48,6 +50,7 @@ impl Default for Limits {
             write_batch_max: 4_096,
             reservations_max: 1 << 18,
             skus_max: 1 << 18,
+            suppliers_max: 10_000,
             connections_max: 4_096,
             lines_max: 1_000,
             drain_timeout_s: 10,
@@ -135,6 +138,7 @@ impl Config {
             ("write_batch_max", l.write_batch_max),
             ("reservations_max", l.reservations_max),
             ("skus_max", l.skus_max),
+            ("suppliers_max", l.suppliers_max),
             ("connections_max", l.connections_max),
             ("lines_max", l.lines_max),
             ("sweep_slots_per_tick", l.sweep_slots_per_tick),

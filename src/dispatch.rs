@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use redb::ReadableTable;
 use tokio::sync::mpsc;
 
-use crate::domain::{Attempt, Channel, Delivery, Receiver, Supplier};
+use crate::domain::{Attempt, Channel, Delivery, Receiver};
 use crate::problem::Problem;
 use crate::secret;
 use crate::server::App;
@@ -132,11 +132,12 @@ fn due_deliveries(
 
 /// Where a delivery goes and the secret it is signed with, as they are now.
 fn target(app: &App, receiver: &Receiver) -> Result<Option<(String, String)>, Problem> {
-    let txn = app.store.read()?;
     Ok(match receiver {
-        Receiver::Supplier(id) => read::get::<Supplier>(&txn, tables::SUPPLIERS, id)?
-            .and_then(|s| Some((s.webhook_url?, s.webhook_secret))),
-        Receiver::Channel(id) => read::get::<Channel>(&txn, tables::CHANNELS, id)?
+        Receiver::Supplier(id) => app
+            .live
+            .supplier(id)
+            .and_then(|s| Some((s.webhook_url.clone()?, s.webhook_secret.clone()))),
+        Receiver::Channel(id) => read::get::<Channel>(&app.store.read()?, tables::CHANNELS, id)?
             .and_then(|c| Some((c.webhook_url?, c.webhook_secret))),
         Receiver::Operator => app
             .config

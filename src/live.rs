@@ -108,6 +108,9 @@ pub struct Live {
     next_channel_slot: AtomicU32,
     channel_keys: papaya::HashMap<[u8; 32], Arc<str>>,
     listings: papaya::HashMap<(String, String), String>,
+    /// Every supplier as last committed (at most `limits.suppliers_max`): where the
+    /// dispatcher sends and what inbound webhooks are checked against.
+    suppliers: papaya::HashMap<String, Arc<Supplier>>,
 }
 
 impl Live {
@@ -123,6 +126,7 @@ impl Live {
             next_channel_slot: AtomicU32::new(0),
             channel_keys: papaya::HashMap::new(),
             listings: papaya::HashMap::new(),
+            suppliers: papaya::HashMap::new(),
         }
     }
 
@@ -200,6 +204,15 @@ impl Live {
             .insert((channel.to_owned(), listing.to_owned()), sku.to_owned());
     }
 
+    pub fn supplier(&self, id: &str) -> Option<Arc<Supplier>> {
+        self.suppliers.pin().get(id).cloned()
+    }
+
+    /// Called by the store writer (and at start-up) only.
+    pub fn put_supplier(&self, supplier: Arc<Supplier>) {
+        self.suppliers.pin().insert(supplier.id.clone(), supplier);
+    }
+
     /// Builds everything from the committed store.
     pub fn rebuild(&self, txn: &ReadTransaction) -> Result<(), StoreError> {
         let skus = txn.open_table(tables::SKUS)?;
@@ -211,14 +224,19 @@ impl Live {
                 .map_err(|p| StoreError::Db(p.detail))?;
             self.table.set_safety_stock(slot, sku.safety_stock);
         }
-        let approved = approved_suppliers(txn)?;
+        for entry in txn.open_table(tables::SUPPLIERS)?.iter()? {
+            let (_, v) = entry?;
+            self.put_supplier(Arc::new(codec::decode::<Supplier>(v.value())?));
+        }
         let positions = txn.open_table(tables::POSITIONS)?;
         let mut totals = vec![(0u64, 0u64); self.table.skus_max()];
         for entry in positions.iter()? {
             let (k, v) = entry?;
             let (supplier, sku) = k.value();
-            let (Some(slot), true) = (self.sku_slot(sku), approved.iter().any(|s| s == supplier))
-            else {
+            let approved = self
+                .supplier(supplier)
+                .is_some_and(|s| s.status == SupplierStatus::Approved);
+            let (Some(slot), true) = (self.sku_slot(sku), approved) else {
                 continue;
             };
             let p: Position = codec::decode(v.value())?;
@@ -258,17 +276,4 @@ impl Live {
 
 fn clamp_u32(v: u64) -> u32 {
     v.min(u32::MAX as u64) as u32
-}
-
-fn approved_suppliers(txn: &ReadTransaction) -> Result<Vec<String>, StoreError> {
-    let suppliers = txn.open_table(tables::SUPPLIERS)?;
-    let mut out = Vec::new();
-    for entry in suppliers.iter()? {
-        let (_, v) = entry?;
-        let s: Supplier = codec::decode(v.value())?;
-        if s.status == SupplierStatus::Approved {
-            out.push(s.id);
-        }
-    }
-    Ok(out)
 }

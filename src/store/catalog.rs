@@ -3,10 +3,11 @@
 //! everything before it writes, records its event, and schedules the in-memory
 //! changes its commit makes true.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use redb::ReadableTable;
+use redb::{ReadableTable, ReadableTableMetadata};
 use serde_json::json;
 
 use super::{Tx, codec};
@@ -28,6 +29,78 @@ pub fn decode_opt<T: serde::de::DeserializeOwned>(
         .transpose()
 }
 
+/// Catalog records decoded once per write batch: a batch of orders reads the same
+/// few suppliers, offers and SKUs over and over. It lives as long as the batch's
+/// transaction (so it is bounded by `write_batch_max` commands) and every write to
+/// these tables goes through [`BatchCache::forget`] first, so it never disagrees
+/// with the transaction.
+#[derive(Default)]
+pub struct BatchCache {
+    suppliers: RefCell<HashMap<String, Option<Arc<Supplier>>>>,
+    offers: RefCell<HashMap<String, Arc<[Offer]>>>,
+    skus: RefCell<HashMap<String, Option<Arc<Sku>>>>,
+}
+
+/// Which cached records a write makes stale.
+pub enum Stale<'a> {
+    Supplier(&'a str),
+    OffersOf(&'a str),
+    Sku(&'a str),
+}
+
+impl BatchCache {
+    pub fn forget(&self, stale: Stale<'_>) {
+        match stale {
+            Stale::Supplier(id) => drop(self.suppliers.borrow_mut().remove(id)),
+            Stale::OffersOf(sku) => drop(self.offers.borrow_mut().remove(sku)),
+            Stale::Sku(sku) => drop(self.skus.borrow_mut().remove(sku)),
+        }
+    }
+}
+
+/// A supplier as this transaction sees it, decoded once per batch.
+pub fn supplier(tx: &Tx<'_>, id: &str) -> Result<Option<Arc<Supplier>>, Problem> {
+    if let Some(hit) = tx.cache.suppliers.borrow().get(id) {
+        return Ok(hit.clone());
+    }
+    let found: Option<Arc<Supplier>> = decode_opt(tx.t.suppliers.get(id)?)?.map(Arc::new);
+    (tx.cache.suppliers.borrow_mut()).insert(id.to_owned(), found.clone());
+    Ok(found)
+}
+
+/// Whether a supplier exists and is approved, as this transaction sees it.
+pub fn is_approved(tx: &Tx<'_>, id: &str) -> Result<bool, Problem> {
+    Ok(supplier(tx, id)?.is_some_and(|s| s.status == SupplierStatus::Approved))
+}
+
+/// Every offer of a SKU (by supplier id), decoded once per batch.
+pub fn offers_of(tx: &Tx<'_>, sku: &str) -> Result<Arc<[Offer]>, Problem> {
+    if let Some(hit) = tx.cache.offers.borrow().get(sku) {
+        return Ok(hit.clone());
+    }
+    let mut list = Vec::new();
+    for entry in tx.t.offers.range((sku, "")..)? {
+        let (k, v) = entry?;
+        if k.value().0 != sku {
+            break;
+        }
+        list.push(codec::decode::<Offer>(v.value())?);
+    }
+    let list: Arc<[Offer]> = list.into();
+    (tx.cache.offers.borrow_mut()).insert(sku.to_owned(), list.clone());
+    Ok(list)
+}
+
+/// A SKU record, decoded once per batch.
+pub fn sku(tx: &Tx<'_>, id: &str) -> Result<Option<Arc<Sku>>, Problem> {
+    if let Some(hit) = tx.cache.skus.borrow().get(id) {
+        return Ok(hit.clone());
+    }
+    let found: Option<Arc<Sku>> = decode_opt(tx.t.skus.get(id)?)?.map(Arc::new);
+    (tx.cache.skus.borrow_mut()).insert(id.to_owned(), found.clone());
+    Ok(found)
+}
+
 pub fn get_supplier(tx: &Tx<'_>, id: &str) -> Result<Option<Supplier>, Problem> {
     decode_opt(tx.t.suppliers.get(id)?)
 }
@@ -40,23 +113,37 @@ fn require_sku(tx: &Tx<'_>, sku: &str) -> Result<Sku, Problem> {
     decode_opt(tx.t.skus.get(sku)?)?.ok_or_else(|| Problem::not_found(format!("no SKU {sku:?}")))
 }
 
-fn save_supplier(tx: &mut Tx<'_>, s: &Supplier) -> Result<(), Problem> {
+fn save_supplier(tx: &mut Tx<'_>, live: &Arc<Live>, s: &Supplier) -> Result<(), Problem> {
+    tx.cache.forget(Stale::Supplier(&s.id));
     let t = &mut tx.t.suppliers;
     t.insert(s.id.as_str(), codec::encode(s).as_slice())?;
+    let (live, committed) = (live.clone(), Arc::new(s.clone()));
+    tx.after_commit(move || live.put_supplier(committed));
     Ok(())
 }
 
 /// Creates or updates a supplier. A new one is pending and gets a webhook secret.
 pub fn put_supplier(
     tx: &mut Tx<'_>,
+    live: &Arc<Live>,
     id: &str,
     input: SupplierInput,
+    suppliers_max: usize,
 ) -> Result<(Supplier, bool), Problem> {
     let now_ms = tx.now_ms;
     let (supplier, created) = match get_supplier(tx, id)? {
         Some(mut s) => {
             s.apply(input, now_ms);
             (s, false)
+        }
+        None if tx.t.suppliers.len()? >= suppliers_max as u64 => {
+            return Err(Problem::conflict(
+                "too-many-suppliers",
+                "Too many suppliers",
+                format!(
+                    "marketd keeps at most {suppliers_max} suppliers; raise limits.suppliers_max"
+                ),
+            ));
         }
         None => {
             let mut s = Supplier {
@@ -77,7 +164,7 @@ pub fn put_supplier(
             (s, true)
         }
     };
-    save_supplier(tx, &supplier)?;
+    save_supplier(tx, live, &supplier)?;
     let kind = if created {
         "supplier.created"
     } else {
@@ -108,7 +195,7 @@ pub fn set_supplier_status(
     let from = supplier.status;
     supplier.status = status;
     supplier.updated_at_ms = tx.now_ms;
-    save_supplier(tx, &supplier)?;
+    save_supplier(tx, live, &supplier)?;
     let kind = match status {
         SupplierStatus::Approved => "supplier.approved",
         SupplierStatus::Suspended => "supplier.suspended",
@@ -128,14 +215,18 @@ pub fn set_supplier_status(
 /// Gives a supplier a new webhook secret; the old one is still accepted inbound for
 /// a day, so the supplier can switch without losing webhooks (rotating again ends
 /// it at once).
-pub fn rotate_supplier_secret(tx: &mut Tx<'_>, id: &str) -> Result<Supplier, Problem> {
+pub fn rotate_supplier_secret(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    id: &str,
+) -> Result<Supplier, Problem> {
     let mut supplier = require_supplier(tx, id)?;
     let new = secret::new_webhook_secret();
     let old = std::mem::replace(&mut supplier.webhook_secret, new);
     supplier.previous_webhook_secret =
         Some((old, tx.now_ms + crate::domain::PREVIOUS_SECRET_GRACE_MS));
     supplier.updated_at_ms = tx.now_ms;
-    save_supplier(tx, &supplier)?;
+    save_supplier(tx, live, &supplier)?;
     tx.event("supplier.secret_rotated", "operator", id, json!({}))?;
     Ok(supplier)
 }
@@ -158,21 +249,13 @@ fn supplier_skus(tx: &Tx<'_>, supplier: &str) -> Result<Vec<String>, Problem> {
 /// A SKU's on_hand and allocated summed over its approved suppliers, as this
 /// transaction sees them.
 pub fn sku_totals(tx: &Tx<'_>, sku: &str) -> Result<(u32, u32), Problem> {
-    let offers = &tx.t.offers;
-    let suppliers = &tx.t.suppliers;
-    let positions = &tx.t.positions;
     let (mut on_hand, mut allocated) = (0u64, 0u64);
-    for entry in offers.range((sku, "")..)? {
-        let (k, _) = entry?;
-        let (offer_sku, supplier) = k.value();
-        if offer_sku != sku {
-            break;
-        }
-        let s: Option<Supplier> = decode_opt(suppliers.get(supplier)?)?;
-        if s.is_none_or(|s| s.status != SupplierStatus::Approved) {
+    for offer in offers_of(tx, sku)?.iter() {
+        let supplier = offer.supplier.as_str();
+        if !is_approved(tx, supplier)? {
             continue;
         }
-        let p: Position = decode_opt(positions.get((supplier, sku))?)?.unwrap_or_default();
+        let p: Position = decode_opt(tx.t.positions.get((supplier, sku))?)?.unwrap_or_default();
         on_hand += p.on_hand as u64;
         allocated += p.allocated as u64;
     }
@@ -233,6 +316,7 @@ pub fn put_sku(
             products.remove((old.product.as_str(), sku_id))?;
         }
         products.insert((sku.product.as_str(), sku_id), ())?;
+        tx.cache.forget(Stale::Sku(sku_id));
         let skus = &mut tx.t.skus;
         skus.insert(sku_id, codec::encode(&sku).as_slice())?;
     }
@@ -290,6 +374,7 @@ pub fn put_offer(
             codes.remove((supplier, old.supplier_sku.as_str()))?;
         }
         codes.insert((supplier, offer.supplier_sku.as_str()), sku)?;
+        tx.cache.forget(Stale::OffersOf(sku));
         let offers = &mut tx.t.offers;
         offers.insert((sku, supplier), codec::encode(&offer).as_slice())?;
         let positions = &mut tx.t.positions;
@@ -337,6 +422,7 @@ pub fn delete_offer(
             ),
         ));
     }
+    tx.cache.forget(Stale::OffersOf(sku));
     tx.t.offers.remove((sku, supplier))?;
     tx.t.supplier_skus
         .remove((supplier, offer.supplier_sku.as_str()))?;
@@ -569,4 +655,85 @@ pub fn rows_problem(errors: Vec<serde_json::Value>) -> Problem {
         errors.len()
     ))
     .with("errors", serde_json::Value::Array(errors))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::{Store, Writer};
+
+    fn writer() -> (tempfile::TempDir, Store, Writer, Arc<Live>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writer =
+            Writer::start(store.database().clone(), ManualClock::new(1_000), 64, 16).unwrap();
+        (dir, store, writer, Arc::new(Live::new(16, 16, 16)))
+    }
+
+    fn supplier_input() -> SupplierInput {
+        serde_json::from_value(json!({"name": "Acme", "sla": {"ack_within_s": 60,
+            "ship_within_s": 120, "deliver_within_s": 180}}))
+        .unwrap()
+    }
+
+    fn sku_input(price: u64) -> SkuInput {
+        serde_json::from_value(json!({"product": "tent", "title": "Tent", "price": price})).unwrap()
+    }
+
+    #[test]
+    fn the_batch_cache_follows_writes_made_earlier_in_the_same_batch() {
+        let (_dir, _store, writer, live) = writer();
+        writer
+            .write_blocking(move |tx| {
+                put_supplier(tx, &live, "acme", supplier_input(), 10)?;
+                assert!(!is_approved(tx, "acme")?, "a new supplier is pending");
+                set_supplier_status(tx, &live, "acme", SupplierStatus::Approved)?;
+                assert!(
+                    is_approved(tx, "acme")?,
+                    "approval is seen in the same batch"
+                );
+
+                put_sku(tx, &live, "tent-g", sku_input(100))?;
+                assert_eq!(sku(tx, "tent-g")?.unwrap().price, 100);
+                put_sku(tx, &live, "tent-g", sku_input(250))?;
+                assert_eq!(sku(tx, "tent-g")?.unwrap().price, 250);
+
+                assert!(offers_of(tx, "tent-g")?.is_empty());
+                let offer = serde_json::from_value(json!({"supplier_sku": "AC-1"})).unwrap();
+                put_offer(tx, &live, "tent-g", "acme", offer)?;
+                assert_eq!(offers_of(tx, "tent-g")?.len(), 1);
+                delete_offer(tx, &live, "tent-g", "acme")?;
+                assert!(offers_of(tx, "tent-g")?.is_empty());
+                Ok::<_, Problem>(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_supplier_beyond_suppliers_max_is_refused_and_updates_still_work() {
+        let (_dir, store, writer, live) = writer();
+        let put = |id: &'static str| {
+            let live = live.clone();
+            writer.write_blocking(move |tx| put_supplier(tx, &live, id, supplier_input(), 1))
+        };
+        assert!(put("acme").unwrap().1, "the first supplier is created");
+        let refused = put("globex").unwrap_err();
+        assert_eq!((refused.status, refused.slug), (409, "too-many-suppliers"));
+        assert!(
+            !put("acme").unwrap().1,
+            "an existing supplier can still be updated"
+        );
+        let txn = store.read().unwrap();
+        assert_eq!(
+            txn.open_table(super::super::tables::SUPPLIERS)
+                .unwrap()
+                .len()
+                .unwrap(),
+            1
+        );
+        assert!(live.supplier("acme").is_some() && live.supplier("globex").is_none());
+    }
 }

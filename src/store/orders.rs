@@ -8,12 +8,12 @@ use redb::ReadableTable;
 use serde::Serialize;
 use serde_json::json;
 
-use super::catalog::decode_opt;
+use super::catalog::{self, decode_opt};
 use super::{Tx, codec, tables};
 use crate::domain::routing::{self, Candidate};
 use crate::domain::{
-    Address, Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, IdempotencyRecord, Offer,
-    Order, OrderLine, OrderStatus, Position, Sku, Supplier, SupplierStatus, Want,
+    Address, Customer, Fulfillment, FulfillmentLine, FulfillmentStatus, IdempotencyRecord, Order,
+    OrderLine, OrderStatus, Position, Want,
 };
 use crate::ids;
 use crate::live::{Live, Taken};
@@ -105,9 +105,8 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
     let mut lines = Vec::with_capacity(new.lines.len());
     let mut total: u64 = 0;
     {
-        let skus = &tx.t.skus;
         for (sku, qty) in &new.lines {
-            let record: Sku = decode_opt(skus.get(sku.as_str())?)?
+            let record = catalog::sku(tx, sku)?
                 .ok_or_else(|| Problem::invalid(format!("unknown SKU {sku:?}")))?;
             total = (record.price)
                 .checked_mul(*qty as u64)
@@ -201,30 +200,21 @@ pub(super) fn load_candidates(
     tx: &Tx<'_>,
     wants: &[Want<'_>],
 ) -> Result<BTreeMap<String, Vec<Candidate>>, Problem> {
-    let offers = &tx.t.offers;
-    let suppliers = &tx.t.suppliers;
-    let positions = &tx.t.positions;
     let mut out: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
     for want in wants {
         if out.contains_key(want.sku) {
             continue;
         }
         let mut list = Vec::new();
-        for entry in offers.range((want.sku, "")..)? {
-            let (k, v) = entry?;
-            if k.value().0 != want.sku {
-                break;
-            }
-            let offer: Offer = codec::decode(v.value())?;
-            let s: Option<Supplier> = decode_opt(suppliers.get(offer.supplier.as_str())?)?;
-            if s.is_none_or(|s| s.status != SupplierStatus::Approved) {
+        for offer in catalog::offers_of(tx, want.sku)?.iter() {
+            if !catalog::is_approved(tx, &offer.supplier)? {
                 continue;
             }
-            let p: Position = decode_opt(positions.get((offer.supplier.as_str(), want.sku))?)?
-                .unwrap_or_default();
+            let position = tx.t.positions.get((offer.supplier.as_str(), want.sku))?;
+            let p: Position = decode_opt(position)?.unwrap_or_default();
             list.push(Candidate {
-                supplier: offer.supplier,
-                supplier_sku: offer.supplier_sku,
+                supplier: offer.supplier.clone(),
+                supplier_sku: offer.supplier_sku.clone(),
                 priority: offer.priority,
                 unallocated: p.unallocated(),
             });
@@ -240,7 +230,6 @@ pub(super) fn build_fulfillments(
     tx: &Tx<'_>,
     allocations: &[routing::Allocation],
 ) -> Result<Vec<Fulfillment>, Problem> {
-    let suppliers = &tx.t.suppliers;
     let mut out: Vec<Fulfillment> = Vec::new();
     for a in allocations {
         let line = FulfillmentLine {
@@ -252,7 +241,7 @@ pub(super) fn build_fulfillments(
             f.lines.push(line);
             continue;
         }
-        let s: Supplier = decode_opt(suppliers.get(a.supplier.as_str())?)?
+        let s = catalog::supplier(tx, &a.supplier)?
             .ok_or_else(|| Problem::internal(format!("supplier {} vanished", a.supplier)))?;
         let now = tx.now_ms;
         out.push(Fulfillment {

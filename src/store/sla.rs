@@ -14,7 +14,7 @@ use super::fulfillments::{StepInput, apply_step, find, finish, place_routing, ro
 use super::{Tx, codec, outbox};
 use crate::clock::{Millis, format_rfc3339};
 use crate::domain::{
-    AckTimeout, Breach, Fulfillment, FulfillmentRecord, Order, Receiver, Stage, Step, Supplier,
+    AckTimeout, Breach, Fulfillment, FulfillmentRecord, Order, Receiver, Stage, Step,
 };
 use crate::live::Live;
 use crate::problem::Problem;
@@ -258,7 +258,7 @@ fn reroute_if_silent(
     if stage != Stage::Ack || f.acknowledged_at_ms.is_some() || !f.status.holds_allocation() {
         return Ok(());
     }
-    let supplier: Option<Supplier> = decode_opt(tx.t.suppliers.get(f.supplier.as_str())?)?;
+    let supplier = super::catalog::supplier(tx, &f.supplier)?;
     if supplier.is_none_or(|s| s.on_ack_timeout != AckTimeout::Reroute) {
         return Ok(());
     }

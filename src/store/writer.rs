@@ -17,6 +17,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use redb::Database;
 use serde::Serialize;
 
+use super::catalog::BatchCache;
 use super::{StoreError, codec, tables};
 use crate::clock::{Clock, Millis};
 use crate::domain::Event;
@@ -42,6 +43,8 @@ pub struct Tx<'a> {
     pub t: tables::Open<'a>,
     /// One instant for the whole batch, so every event in it agrees.
     pub now_ms: Millis,
+    /// Catalog records this batch has decoded.
+    pub cache: BatchCache,
     next_seq: u64,
     effects: Vec<Effect>,
     /// Set when a command met a store failure part-way: the batch is abandoned.
@@ -252,6 +255,7 @@ impl WriterThread {
             let mut tx = Tx {
                 t: open,
                 now_ms: self.clock.now_ms(),
+                cache: BatchCache::default(),
                 next_seq: self.next_seq,
                 effects: Vec::new(),
                 poisoned: None,

@@ -41,10 +41,11 @@ pub async fn put(call: Call) -> Result<Response<Body>, Problem> {
     let (parts, body) = (&call.parts, &call.body[..]);
     let input: SupplierInput = io::parse_json(parts, body)?;
     input.validate()?;
+    let (live, suppliers_max) = (call.app.live.clone(), call.app.config.limits.suppliers_max);
     let (supplier, created) = call
         .app
         .writer
-        .write(move |tx| catalog::put_supplier(tx, &id, input))
+        .write(move |tx| catalog::put_supplier(tx, &live, &id, input, suppliers_max))
         .await?;
     // The secret is shown once: in the answer that created it.
     Ok(created_or_ok(created, &views::supplier(&supplier, created)))
@@ -71,10 +72,11 @@ pub async fn suspend(call: Call) -> Result<Response<Body>, Problem> {
 
 pub async fn rotate_secret(call: Call) -> Result<Response<Body>, Problem> {
     let id = call.id(0)?.to_owned();
+    let live = call.app.live.clone();
     let supplier = call
         .app
         .writer
-        .write(move |tx| catalog::rotate_supplier_secret(tx, &id))
+        .write(move |tx| catalog::rotate_supplier_secret(tx, &live, &id))
         .await?;
     Ok(io::json(StatusCode::OK, &views::supplier(&supplier, true)))
 }

@@ -17,7 +17,6 @@ use crate::secret;
 use crate::server::App;
 use crate::store::fulfillments::StepInput;
 use crate::store::webhooks::{self, Applied, Inbound};
-use crate::store::{read, tables};
 
 /// How far a webhook's timestamp may be from now, either way.
 pub const TIMESTAMP_TOLERANCE_S: u64 = 300;
@@ -106,7 +105,7 @@ fn sender(
     app: &App,
     supplier_id: &str,
     headers: &hyper::HeaderMap,
-) -> Result<(String, i64, String, Supplier), Problem> {
+) -> Result<(String, i64, String, Arc<Supplier>), Problem> {
     let id = header(headers, "webhook-id")?.to_owned();
     if id.is_empty() || id.len() > WEBHOOK_ID_LEN_MAX || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(Problem::unauthorized(
@@ -123,7 +122,7 @@ fn sender(
         )));
     }
     let signature = header(headers, "webhook-signature")?.to_owned();
-    let supplier: Supplier = read::get(&app.store.read()?, tables::SUPPLIERS, supplier_id)?
+    let supplier = (app.live.supplier(supplier_id))
         .ok_or_else(|| Problem::unauthorized("the webhook signature does not verify"))?;
     Ok((id, timestamp, signature, supplier))
 }
