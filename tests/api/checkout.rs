@@ -411,3 +411,40 @@ fn a_refused_order_keeps_its_reservation() {
         (Some(0), Some(2))
     );
 }
+
+#[test]
+fn a_retry_is_answered_with_its_order_even_once_the_stock_is_gone() {
+    let d = Daemon::start();
+    let c = d.client();
+    let web = c.with_token(Some(&seed(&c, "tent", 2, 0)));
+    let body = order_body(json!([{"sku": "tent", "qty": 2}]));
+    let first = web.order("k", &body).expect(201);
+    assert_eq!(stock(&c, "tent", None)["available"], 0);
+
+    // The same request spaced and ordered differently, with no unit left to take:
+    // still that order, and nothing moves.
+    let respelled = format!(
+        r#"{{ "ship_to": {}, "customer": {{"email": "a@example.com", "ref": "cust-42"}},
+             "lines": [ {{"qty": 2, "sku": "tent"}} ], "channel": "web" }}"#,
+        ship_to()
+    );
+    let again = web
+        .raw(
+            "POST",
+            "/v1/orders",
+            Some(("application/json", respelled.into_bytes())),
+            &[("Idempotency-Key", "k")],
+        )
+        .expect(200);
+    assert_eq!(again["id"], first["id"]);
+    let s = stock(&c, "tent", None);
+    assert_eq!(
+        (s["allocated"].as_u64(), s["available"].as_u64()),
+        (Some(2), Some(0))
+    );
+    // Another key for the same lines is a new order, and there is no stock for it.
+    web.order("k-other", &body)
+        .problem(409, "insufficient-stock");
+    let orders = c.get("/v1/orders").expect(200);
+    assert_eq!(orders["items"].as_array().unwrap().len(), 1);
+}

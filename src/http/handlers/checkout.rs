@@ -3,7 +3,7 @@
 //! answered only once committed.
 
 use hyper::{Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -173,7 +173,7 @@ pub fn release(call: Call) -> Result<Response<Body>, Problem> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct OrderInput {
     channel: String,
@@ -202,13 +202,11 @@ fn idempotency_key(parts: &hyper::http::request::Parts) -> Result<String, Proble
     Ok(key.to_owned())
 }
 
-/// The request as a canonical JSON text (sorted keys, no spaces), hashed: a retry
-/// that re-encodes the same body still matches.
-fn body_fingerprint(body: &[u8]) -> [u8; 32] {
-    let canonical = serde_json::from_slice::<Value>(body)
-        .map(|v| v.to_string().into_bytes())
-        .unwrap_or_else(|_| body.to_vec());
-    Sha256::digest(&canonical).into()
+/// The parsed request re-encoded (fields in a fixed order, absent optional ones as
+/// null) and hashed: a retry that spaces or orders the same body differently still
+/// matches, and the body is not parsed a second time to find out.
+fn request_fingerprint(input: &OrderInput) -> [u8; 32] {
+    Sha256::digest(serde_json::to_vec(input).unwrap_or_default()).into()
 }
 
 pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
@@ -224,7 +222,7 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
     let channel = channel_for(&caller, &app.live, &input.channel)?;
     input.customer.validate()?;
     input.ship_to.validate()?;
-    let fingerprint = body_fingerprint(&body);
+    let fingerprint = request_fingerprint(&input);
     // A retry of an answered order takes its units again and the writer, finding
     // the key, answers the first order and gives them back. Only when the units
     // are not there any more (the retry's own order used them) is the store asked
