@@ -1,11 +1,21 @@
 //! An HTTP load generator for a running `marketd`, on this machine only.
 //!
 //! It refuses any `--url` that is not a loopback address (127.0.0.0/8, `localhost`,
-//! `[::1]`), opens `--connections` keep-alive HTTP/1.1 connections (hyper's client
-//! connection, one per task), and sends requests back to back on each until
-//! `--duration-s` has passed or `--requests-max` requests have been sent. It always
-//! stops by itself at the deadline; a refused or broken connection is counted as an
-//! error and retried after a short pause, never a panic.
+//! `[::1]`), opens `--connections` keep-alive HTTP/1.1 connections, one task each,
+//! and sends requests back to back on each until `--duration-s` has passed or
+//! `--requests-max` requests have been sent. It always stops by itself at the
+//! deadline; a refused or broken connection is counted as an error and retried after
+//! a short pause, never a panic.
+//!
+//! The HTTP/1.1 client is a small one written here rather than hyper's: the generator
+//! shares the machine's cores with the daemon, so every microsecond it spends per
+//! request is one the daemon does not get, and the measured rate drops. Each task owns
+//! its `TcpStream` and two reused buffers: a request goes out whole in one write
+//! (bodies rendered once per SKU where only the SKU varies), and the answer's head is
+//! parsed with `httparse`, then exactly `Content-Length` body bytes are read. One
+//! request is in flight per connection. An answer it cannot frame that way (chunked,
+//! no `Content-Length`, not HTTP/1.1, a head over 16 KiB or a body over 1 MiB) or a
+//! `Connection: close` is counted as an error and the task reconnects.
 //!
 //! Scenarios:
 //! - `setup` (operator token): creates and approves the supplier `load-supplier`,
@@ -37,23 +47,21 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
 use marketd::domain::UNITS_MAX;
 use marketd::secret::sign_webhook;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
@@ -69,6 +77,14 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 const LATENCY_US_MAX: u64 = DURATION_S_MAX * 1_000_000;
 /// The supplier `setup` creates and stocks.
 const SUPPLIER: &str = "load-supplier";
+/// Largest answer head read; a longer one is an error.
+const HEAD_BYTES_MAX: usize = 16 * 1024;
+/// Largest answer body read; a longer one is an error.
+const BODY_BYTES_MAX: usize = 1024 * 1024;
+/// Most header lines an answer head may have.
+const HEADERS_MAX: usize = 64;
+/// Answer buffer a connection starts with; it grows up to the caps above as needed.
+const INPUT_BYTES_INITIAL: usize = 4 * 1024;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -132,11 +148,10 @@ struct Args {
 struct Client {
     /// The resolved loopback address, so no task resolves a name again.
     addr: SocketAddr,
-    /// `host[:port]` for the Host header.
-    authority: HeaderValue,
-    /// `Bearer <token>`, marked sensitive so it is never printed; None for
-    /// `webhook`, which signs instead.
-    auth: Option<HeaderValue>,
+    /// The header lines every request carries: `Host`, and `Authorization: Bearer`
+    /// when there is a token (none for `webhook`, which signs instead). Never
+    /// printed, and `Client` has no `Debug`, so the token cannot leak into output.
+    common_headers: Vec<u8>,
 }
 
 impl Client {
@@ -175,84 +190,197 @@ impl Client {
                 ));
             }
         };
+        // The URI parser admits no control bytes in an authority, so it is a safe
+        // header value as is.
         let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
-        let auth = match token {
-            Some(token) => {
-                let mut auth = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| "--token must be visible ASCII".to_owned())?;
-                auth.set_sensitive(true);
-                Some(auth)
+        let mut common_headers = format!("Host: {authority}\r\n").into_bytes();
+        if let Some(token) = token {
+            // Only what a header value may hold: no CR or LF can end the line early.
+            if !token
+                .bytes()
+                .all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t')
+            {
+                return Err("--token must be visible ASCII".to_owned());
             }
-            None => None,
-        };
+            common_headers
+                .extend_from_slice(format!("Authorization: Bearer {token}\r\n").as_bytes());
+        }
         Ok(Self {
             addr,
-            authority: HeaderValue::from_str(authority)
-                .map_err(|e| format!("--url {url:?} has a bad host: {e}"))?,
-            auth,
+            common_headers,
         })
     }
 
-    /// A request builder for `path` with Host and, when there is a token, the
-    /// bearer token.
-    fn builder(&self, method: Method, path: &str) -> hyper::http::request::Builder {
-        let builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(HOST, self.authority.clone());
-        match &self.auth {
-            Some(auth) => builder.header(AUTHORIZATION, auth.clone()),
-            None => builder,
-        }
-    }
-
-    /// A request to `path`, with a JSON body when there is one.
-    fn request(
+    /// Starts a request in `out` (cleared first): the request line, the common
+    /// headers, Content-Length (0 too, as POST and PUT without a body should say)
+    /// and, when there is a body, which is always JSON here, its Content-Type. The
+    /// caller adds any other header, then [`end_request`].
+    fn start_request(
         &self,
-        method: Method,
+        out: &mut Vec<u8>,
+        method: &str,
         path: &str,
-        body: Option<&Value>,
-        idempotency_key: Option<&str>,
-    ) -> Result<Request<Full<Bytes>>, BoxError> {
-        let mut builder = self.builder(method, path);
-        if let Some(key) = idempotency_key {
-            builder = builder.header("idempotency-key", key);
+        body_len: usize,
+    ) -> std::io::Result<()> {
+        out.clear();
+        write!(out, "{method} {path} HTTP/1.1\r\n")?;
+        out.extend_from_slice(&self.common_headers);
+        if body_len > 0 {
+            out.extend_from_slice(b"Content-Type: application/json\r\n");
         }
-        let body = match body {
-            Some(json) => {
-                builder = builder.header(CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(json)?)
-            }
-            None => Bytes::new(),
-        };
-        Ok(builder.body(Full::new(body))?)
-    }
-
-    /// Opens one keep-alive HTTP/1.1 connection; a task drives it in the background
-    /// until the returned sender is dropped.
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, BoxError> {
-        let stream = TcpStream::connect(self.addr).await?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            // Ends when the sender is dropped or the server closes; either is fine.
-            let _ = connection.await;
-        });
-        Ok(sender)
+        write!(out, "Content-Length: {body_len}\r\n")
     }
 }
 
-/// Sends one request on `sender` and reads the whole answer, so the connection is
-/// ready for the next.
-async fn exchange(
-    sender: &mut SendRequest<Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-) -> Result<(StatusCode, Bytes), BoxError> {
-    sender.ready().await?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, body))
+/// Ends the request head in `out` and appends its body.
+fn end_request(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// The head of an answer, as far as this client needs it.
+struct Head {
+    status: u16,
+    /// Bytes of the head, blank line included; the body follows.
+    len: usize,
+    body_len: usize,
+    /// The daemon said `Connection: close`: this connection takes no more requests.
+    close: bool,
+}
+
+/// Parses an answer head from the start of `bytes`: None while it is incomplete.
+/// Refuses what this client cannot frame: not HTTP/1.1, an interim (1xx) answer,
+/// `Transfer-Encoding` (chunked), a missing, repeated or malformed
+/// `Content-Length`, or a body over [`BODY_BYTES_MAX`].
+fn parse_head(bytes: &[u8]) -> Result<Option<Head>, BoxError> {
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut answer = httparse::Response::new(&mut headers);
+    let len = match answer.parse(bytes)? {
+        httparse::Status::Partial => return Ok(None),
+        httparse::Status::Complete(len) => len,
+    };
+    if answer.version != Some(1) {
+        return Err("the answer is not HTTP/1.1".into());
+    }
+    let status = answer.code.ok_or("the answer has no status")?;
+    let (mut content_length, mut close) = (None, false);
+    for header in answer.headers.iter() {
+        if header.name.eq_ignore_ascii_case("content-length") {
+            let digits = header.value;
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err("the answer's Content-Length is not a number".into());
+            }
+            let n: usize = std::str::from_utf8(digits)?.parse()?;
+            if content_length.replace(n).is_some() {
+                return Err("the answer has more than one Content-Length".into());
+            }
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err("the answer has a Transfer-Encoding (chunked is not read)".into());
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            close |= header
+                .value
+                .split(|&b| b == b',')
+                .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+    }
+    let body_len = match status {
+        // Nothing here asks for an interim answer (no Expect, no Upgrade).
+        100..=199 => return Err(format!("unexpected interim answer {status}").into()),
+        // No body, whatever the head says (RFC 9112, 6.3).
+        204 | 304 => 0,
+        _ => content_length.ok_or("the answer has no Content-Length")?,
+    };
+    if body_len > BODY_BYTES_MAX {
+        return Err(format!("the answer's body is over {BODY_BYTES_MAX} bytes").into());
+    }
+    Ok(Some(Head {
+        status,
+        len,
+        body_len,
+        close,
+    }))
+}
+
+/// One keep-alive HTTP/1.1 connection with one request in flight at a time. Both
+/// buffers are reused from request to request, so the load loop does not allocate.
+struct Connection {
+    stream: TcpStream,
+    /// The next request, head and body, rendered whole so it goes out in one write.
+    out: Vec<u8>,
+    /// The answer last read: its head, then exactly its body.
+    input: Vec<u8>,
+}
+
+/// An answer read by [`Connection::exchange`]; its body stays in the connection.
+struct Answer {
+    status: u16,
+    /// Where the body sits in [`Connection::input`].
+    body: Range<usize>,
+    close: bool,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            out: Vec::new(),
+            input: vec![0; INPUT_BYTES_INITIAL],
+        })
+    }
+
+    /// Sends the request in `out` and reads its whole answer, so the connection is
+    /// ready for the next.
+    async fn exchange(&mut self) -> Result<Answer, BoxError> {
+        self.stream.write_all(&self.out).await?;
+        // The head: read until it parses, growing the buffer as needed but never
+        // reading past the cap (the buffer may be larger after a large body).
+        let mut filled = 0;
+        let head = loop {
+            if let Some(head) = parse_head(&self.input[..filled])? {
+                break head;
+            }
+            if filled >= HEAD_BYTES_MAX {
+                return Err(format!("the answer's head is over {HEAD_BYTES_MAX} bytes").into());
+            }
+            if filled == self.input.len() {
+                self.input.resize((filled * 2).min(HEAD_BYTES_MAX), 0);
+            }
+            let room = self.input.len().min(HEAD_BYTES_MAX);
+            filled += self.read_into(filled..room).await?;
+        };
+        // The body: exactly Content-Length bytes. With one request in flight the
+        // daemon has nothing else to send, so more is a broken exchange.
+        let end = head.len + head.body_len;
+        if filled > end {
+            return Err("the daemon sent bytes after the answer".into());
+        }
+        if self.input.len() < end {
+            self.input.resize(end, 0); // At most the two caps together.
+        }
+        while filled < end {
+            filled += self.read_into(filled..end).await?;
+        }
+        Ok(Answer {
+            status: head.status,
+            body: head.len..end,
+            close: head.close,
+        })
+    }
+
+    /// Reads what has arrived into `input[range]`; the daemon closing the
+    /// connection before the whole answer is in is an error.
+    async fn read_into(&mut self, range: Range<usize>) -> Result<usize, BoxError> {
+        match self.stream.read(&mut self.input[range]).await? {
+            0 => Err("the daemon closed the connection".into()),
+            n => Ok(n),
+        }
+    }
+
+    fn body(&self, answer: &Answer) -> &[u8] {
+        &self.input[answer.body.clone()]
+    }
 }
 
 fn sku_name(i: u64) -> String {
@@ -270,14 +398,16 @@ fn path_segment(id: &str) -> String {
     id.replace('/', "%2F")
 }
 
-/// What one load request is: built fresh for every request number.
+/// What one load request is, for every request number.
 struct Workload {
     scenario: Scenario,
-    channel: String,
+    /// The JSON body for each SKU, rendered once: `reserve` and `order` bodies
+    /// differ only by SKU. Empty for `webhook`, whose bodies are stamped per request.
+    bodies: Vec<Vec<u8>>,
     /// The supplier's webhook secret; checked to sign when the scenario is `webhook`.
     secret: Option<String>,
     skus: u64,
-    /// Makes this run's idempotency keys differ from earlier runs'.
+    /// Makes this run's idempotency keys and webhook ids differ from earlier runs'.
     run_id: u128,
     /// Requests handed out so far, across all tasks; also the request number.
     issued: AtomicU64,
@@ -285,37 +415,73 @@ struct Workload {
 }
 
 impl Workload {
+    /// The workload `args` asks for, with the bodies that never change rendered now.
+    fn new(args: &Args) -> Result<Self, serde_json::Error> {
+        let skus = u64::from(args.skus);
+        let lines = |i| json!([{"sku": sku_name(i), "qty": 1}]);
+        let bodies = match args.scenario {
+            Scenario::Reserve => (0..skus)
+                .map(|i| {
+                    serde_json::to_vec(
+                        &json!({"channel": args.channel, "lines": lines(i), "ttl_s": 1}),
+                    )
+                })
+                .collect::<Result<_, _>>()?,
+            Scenario::Order => (0..skus)
+                .map(|i| {
+                    serde_json::to_vec(&json!({
+                        "channel": args.channel, "lines": lines(i), "customer": {"ref": "load"},
+                        "ship_to": {"name": "L", "line1": "1 Main", "city": "X",
+                                    "postal_code": "1", "country": "US"},
+                    }))
+                })
+                .collect::<Result<_, _>>()?,
+            Scenario::Webhook | Scenario::Setup => Vec::new(),
+        };
+        Ok(Self {
+            scenario: args.scenario,
+            bodies,
+            secret: args.secret.clone(),
+            skus,
+            run_id: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+            issued: AtomicU64::new(0),
+            requests_max: args.requests_max,
+        })
+    }
+
     /// The next request number, or None once `--requests-max` are out.
     fn next(&self) -> Option<u64> {
         let n = self.issued.fetch_add(1, Ordering::Relaxed);
         self.requests_max.is_none_or(|max| n < max).then_some(n)
     }
 
-    /// Request number `n`, sent by connection `conn`.
+    /// Renders request number `n`, sent by connection `conn`, into `out`.
     fn request(
         &self,
         client: &Client,
         conn: u32,
         n: u64,
-    ) -> Result<Request<Full<Bytes>>, BoxError> {
-        let lines = json!([{"sku": sku_name(n % self.skus), "qty": 1}]);
-        match self.scenario {
-            Scenario::Reserve => {
-                let body = json!({"channel": self.channel, "lines": lines, "ttl_s": 1});
-                client.request(Method::POST, "/v1/reservations", Some(&body), None)
+        out: &mut Vec<u8>,
+    ) -> Result<(), BoxError> {
+        // `n % skus` is below `skus`, which is at most SKUS_MAX: it fits a usize.
+        let body = self.bodies.get((n % self.skus) as usize);
+        match (self.scenario, body) {
+            (Scenario::Reserve, Some(body)) => {
+                client.start_request(out, "POST", "/v1/reservations", body.len())?;
+                end_request(out, body);
             }
-            Scenario::Order => {
-                let body = json!({
-                    "channel": self.channel, "lines": lines, "customer": {"ref": "load"},
-                    "ship_to": {"name": "L", "line1": "1 Main", "city": "X",
-                                "postal_code": "1", "country": "US"},
-                });
-                let key = format!("load-{}-{n}", self.run_id);
-                client.request(Method::POST, "/v1/orders", Some(&body), Some(&key))
+            (Scenario::Order, Some(body)) => {
+                client.start_request(out, "POST", "/v1/orders", body.len())?;
+                write!(out, "Idempotency-Key: load-{}-{n}\r\n", self.run_id)?;
+                end_request(out, body);
             }
-            Scenario::Webhook => self.webhook(client, conn, n),
-            Scenario::Setup => Err("setup is not a load scenario".into()),
+            (Scenario::Webhook, _) => self.webhook(client, conn, n, out)?,
+            _ => return Err("not a load scenario".into()),
         }
+        Ok(())
     }
 
     /// A signed `stock.updated` event for one SKU, with a `webhook-id` unique to
@@ -325,7 +491,8 @@ impl Workload {
         client: &Client,
         conn: u32,
         n: u64,
-    ) -> Result<Request<Full<Bytes>>, BoxError> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), BoxError> {
         let secret = self.secret.as_deref().ok_or("webhook needs --secret")?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
         // Millisecond as_of, so reports within one second still move forward.
@@ -342,13 +509,13 @@ impl Workload {
         let signature =
             sign_webhook(secret, &id, timestamp, &body).ok_or("--secret is not whsec_ + base64")?;
         let path = format!("/webhooks/suppliers/{SUPPLIER}");
-        Ok(client
-            .builder(Method::POST, &path)
-            .header(CONTENT_TYPE, "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(Full::new(Bytes::from(body)))?)
+        client.start_request(out, "POST", &path, body.len())?;
+        write!(
+            out,
+            "webhook-id: {id}\r\nwebhook-timestamp: {timestamp}\r\nwebhook-signature: {signature}\r\n"
+        )?;
+        end_request(out, &body);
+        Ok(())
     }
 }
 
@@ -407,9 +574,9 @@ async fn load_task(
     deadline: Instant,
 ) -> Tally {
     while Instant::now() < deadline {
-        let mut sender = match timeout_at(deadline, client.connect()).await {
+        let mut connection = match timeout_at(deadline, Connection::open(client.addr)).await {
             Err(_) => break, // The deadline came first.
-            Ok(Ok(sender)) => sender,
+            Ok(Ok(connection)) => connection,
             Ok(Err(_)) => {
                 tally.errors += 1;
                 sleep_until(deadline.min(Instant::now() + RECONNECT_PAUSE)).await;
@@ -420,13 +587,16 @@ async fn load_task(
             let Some(n) = workload.next() else {
                 return tally;
             };
-            let Ok(request) = workload.request(&client, conn, n) else {
+            if workload
+                .request(&client, conn, n, &mut connection.out)
+                .is_err()
+            {
                 // Cannot happen for a load scenario; stop rather than spin.
                 tally.errors += 1;
                 return tally;
-            };
+            }
             let started = Instant::now();
-            match timeout_at(deadline, exchange(&mut sender, request)).await {
+            match timeout_at(deadline, connection.exchange()).await {
                 Err(_) => {
                     tally.cut_off += 1;
                     return tally;
@@ -435,15 +605,21 @@ async fn load_task(
                     tally.errors += 1;
                     break; // Reconnect.
                 }
-                Ok(Ok((status, body))) => {
+                Ok(Ok(answer)) => {
                     let us = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
                     tally.latency_us.saturating_record(us.max(1));
-                    *tally.statuses.entry(status.as_u16()).or_default() += 1;
+                    *tally.statuses.entry(answer.status).or_default() += 1;
                     if workload.scenario == Scenario::Webhook
-                        && status.is_success()
-                        && is_duplicate(&body)
+                        && (200..300).contains(&answer.status)
+                        && is_duplicate(connection.body(&answer))
                     {
                         tally.duplicates += 1;
+                    }
+                    if answer.close {
+                        // Answered, but the connection is done: a lost connection
+                        // under load is worth seeing, so it counts as an error.
+                        tally.errors += 1;
+                        break; // Reconnect.
                     }
                 }
             }
@@ -459,18 +635,13 @@ async fn run_load(
     deadline: Instant,
     histogram: Histogram<u64>,
 ) -> ExitCode {
-    let workload = Arc::new(Workload {
-        scenario: args.scenario,
-        channel: args.channel.clone(),
-        secret: args.secret.clone(),
-        skus: u64::from(args.skus),
-        run_id: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-        issued: AtomicU64::new(0),
-        requests_max: args.requests_max,
-    });
+    let workload = match Workload::new(args) {
+        Ok(workload) => Arc::new(workload),
+        Err(e) => {
+            eprintln!("loadgen: cannot render the request bodies: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.connections)
         .map(|conn| {
@@ -540,35 +711,49 @@ fn print_summary(args: &Args, total: &Tally, elapsed_s: f64) {
 /// Sends one setup request and insists on a 2xx; returns the status and JSON answer.
 async fn setup_step(
     client: &Client,
-    sender: &mut SendRequest<Full<Bytes>>,
+    connection: &mut Connection,
     deadline: Instant,
-    (method, path, body): (Method, &str, Option<Value>),
+    (method, path, body): (&str, &str, Option<Value>),
 ) -> Result<(StatusCode, Value), String> {
     let what = format!("{method} {path}");
-    let request = client
-        .request(method, path, body.as_ref(), None)
+    let body = match body {
+        Some(json) => serde_json::to_vec(&json).map_err(|e| format!("{what}: {e}"))?,
+        None => Vec::new(),
+    };
+    client
+        .start_request(&mut connection.out, method, path, body.len())
         .map_err(|e| format!("{what}: {e}"))?;
-    let (status, answer) = timeout_at(deadline, exchange(sender, request))
+    end_request(&mut connection.out, &body);
+    let answer = timeout_at(deadline, connection.exchange())
         .await
         .map_err(|_| format!("{what}: no answer before --duration-s ran out"))?
         .map_err(|e| format!("{what}: {e}"))?;
+    let text = connection.body(&answer);
+    let status = StatusCode::from_u16(answer.status).map_err(|e| format!("{what}: {e}"))?;
     if !status.is_success() {
-        let text = String::from_utf8_lossy(&answer);
+        let text = String::from_utf8_lossy(text);
         return Err(format!("{what}: {status}: {text}"));
     }
-    Ok((
-        status,
-        serde_json::from_slice(&answer).unwrap_or(Value::Null),
-    ))
+    let json = serde_json::from_slice(text).unwrap_or(Value::Null);
+    if answer.close {
+        // The daemon ends this connection; the next step needs a new one.
+        *connection = connect(client, deadline).await?;
+    }
+    Ok((status, json))
+}
+
+/// Opens the one connection `setup` uses.
+async fn connect(client: &Client, deadline: Instant) -> Result<Connection, String> {
+    timeout_at(deadline, Connection::open(client.addr))
+        .await
+        .map_err(|_| "could not connect before --duration-s ran out".to_owned())?
+        .map_err(|e| format!("cannot connect to {}: {e}", client.addr))
 }
 
 /// Creates the supplier, SKUs, offers, stock and channel; prints the supplier's
 /// secret and the channel's key when they are new.
 async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), String> {
-    let mut sender = timeout_at(deadline, client.connect())
-        .await
-        .map_err(|_| "could not connect before --duration-s ran out".to_owned())?
-        .map_err(|e| format!("cannot connect to {}: {e}", client.addr))?;
+    let mut connection = connect(client, deadline).await?;
     let skus = u64::from(args.skus);
     let supplier_path = format!("/v1/suppliers/{SUPPLIER}");
     let supplier = json!({
@@ -578,9 +763,9 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
     });
     let (status, answer) = setup_step(
         client,
-        &mut sender,
+        &mut connection,
         deadline,
-        (Method::PUT, &supplier_path, Some(supplier)),
+        ("PUT", &supplier_path, Some(supplier)),
     )
     .await?;
     match answer.get("webhook_secret").and_then(Value::as_str) {
@@ -590,12 +775,12 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
              is shown only when it is created or on POST {supplier_path}/rotate-secret"
         ),
     }
-    let mut steps: Vec<(Method, String, Option<Value>)> =
-        vec![(Method::POST, format!("{supplier_path}/approve"), None)];
+    let mut steps: Vec<(&str, String, Option<Value>)> =
+        vec![("POST", format!("{supplier_path}/approve"), None)];
     for i in 0..skus {
         let sku = sku_name(i);
         steps.push((
-            Method::PUT,
+            "PUT",
             format!("/v1/skus/{sku}"),
             Some(
                 json!({"product": "load-product", "title": format!("Load SKU {i}"),
@@ -603,7 +788,7 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
             ),
         ));
         steps.push((
-            Method::PUT,
+            "PUT",
             format!("/v1/skus/{sku}/offers/{SUPPLIER}"),
             Some(json!({"supplier_sku": supplier_sku(i), "priority": 0})),
         ));
@@ -612,12 +797,12 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
         .map(|i| json!({"supplier_sku": supplier_sku(i), "on_hand": UNITS_MAX}))
         .collect();
     steps.push((
-        Method::POST,
+        "POST",
         format!("{supplier_path}/stock"),
         Some(json!({"items": items})),
     ));
     for (method, path, body) in steps {
-        setup_step(client, &mut sender, deadline, (method, &path, body)).await?;
+        setup_step(client, &mut connection, deadline, (method, &path, body)).await?;
     }
     eprintln!("setup: supplier {SUPPLIER} approved with {skus} SKUs at on_hand {UNITS_MAX}");
 
@@ -625,9 +810,9 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
     let body = json!({"name": format!("Load channel {}", args.channel)});
     let (status, answer) = setup_step(
         client,
-        &mut sender,
+        &mut connection,
         deadline,
-        (Method::PUT, &channel_path, Some(body)),
+        ("PUT", &channel_path, Some(body)),
     )
     .await?;
     match answer.get("api_key").and_then(Value::as_str) {
