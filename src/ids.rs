@@ -2,6 +2,8 @@
 //! (a prefix, then a ULID: 48 bits of milliseconds and 80 random bits, so they sort
 //! by creation time and never collide in practice).
 
+use std::cell::RefCell;
+
 use crate::clock::Millis;
 
 /// Longest operator-chosen identifier.
@@ -57,7 +59,7 @@ pub fn make(kind: Kind, now_ms: Millis, random: u128) -> String {
     format!("{}{}", kind.prefix(), ulid)
 }
 
-/// A new id with fresh randomness from the operating system.
+/// A new id with fresh random bits.
 pub fn new(kind: Kind, now_ms: Millis) -> String {
     make(kind, now_ms, random_u128())
 }
@@ -67,8 +69,17 @@ pub fn parse(kind: Kind, id: &str) -> Option<ulid::Ulid> {
     ulid::Ulid::from_string(id.strip_prefix(kind.prefix())?).ok()
 }
 
+/// Random bits for made ids, retry jitter and the like. They are not secrets
+/// (tokens and webhook secrets come from [`crate::secret::random_bytes`]), so each
+/// thread draws them from a fast generator seeded once from the operating system
+/// rather than making a system call per id.
 pub fn random_u128() -> u128 {
-    u128::from_le_bytes(crate::secret::random_bytes())
+    thread_local! {
+        static RNG: RefCell<fastrand::Rng> = RefCell::new(fastrand::Rng::with_seed(
+            u64::from_le_bytes(crate::secret::random_bytes()),
+        ));
+    }
+    RNG.with(|rng| rng.borrow_mut().u128(..))
 }
 
 #[cfg(test)]

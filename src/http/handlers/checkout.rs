@@ -2,6 +2,8 @@
 //! from the in-memory table alone; orders go through the store writer and are
 //! answered only once committed.
 
+use std::sync::Arc;
+
 use hyper::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -83,10 +85,34 @@ fn resolve_lines(
         .collect()
 }
 
-fn held_json(live: &Live, lines: &[HeldLine]) -> Vec<Value> {
+/// A reservation as the API shows it: the answer to every reserve, so serialized
+/// straight from borrowed fields.
+#[derive(Serialize)]
+struct Held<'a> {
+    id: String,
+    channel: &'a str,
+    expires_at: String,
+    lines: Vec<HeldLineView>,
+}
+
+#[derive(Serialize)]
+struct HeldLineView {
+    #[serde(serialize_with = "shared_str")]
+    sku: Option<Arc<str>>,
+    qty: u32,
+}
+
+fn shared_str<S: serde::Serializer>(value: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    value.as_deref().serialize(s)
+}
+
+fn held_lines(live: &Live, lines: &[HeldLine]) -> Vec<HeldLineView> {
     lines
         .iter()
-        .map(|l| json!({"sku": live.sku_name(l.sku_slot).as_deref(), "qty": l.qty}))
+        .map(|l| HeldLineView {
+            sku: live.sku_name(l.sku_slot),
+            qty: l.qty,
+        })
         .collect()
 }
 
@@ -143,9 +169,13 @@ pub async fn reserve(call: Call) -> Result<Response<Body>, Problem> {
         .reserve(channel.slot, &lines, channel.buffer, expires_at_ms)
         .map_err(|e| reserve_error(&app.live, e))?
         .encode(now_ms, crate::ids::random_u128() as u16);
-    let body = json!({"id": id, "channel": input.channel,
-        "expires_at": format_rfc3339(expires_at_ms), "lines": held_json(&app.live, &lines)});
-    Ok(io::json(StatusCode::CREATED, &body))
+    let held = Held {
+        id,
+        channel: &input.channel,
+        expires_at: format_rfc3339(expires_at_ms),
+        lines: held_lines(&app.live, &lines),
+    };
+    Ok(io::json(StatusCode::CREATED, &held))
 }
 
 /// A storefront may only release its own channel's holds.
