@@ -152,7 +152,9 @@ fn fits(pattern: &str, path: &str) -> bool {
     // Most patterns already differ in their literal start: check that first.
     // (A char pattern: searching for "{}" as a string would set up a substring
     // searcher per pattern per request.)
-    let literal = pattern.split_once('{').map_or(pattern, |(literal, _)| literal);
+    let literal = pattern
+        .split_once('{')
+        .map_or(pattern, |(literal, _)| literal);
     if !path.starts_with(literal) {
         return false;
     }

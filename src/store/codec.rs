@@ -11,10 +11,9 @@ use super::StoreError;
 pub const RECORD_FORMAT_V1: u8 = 1;
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![RECORD_FORMAT_V1];
+    // Straight into the buffer behind the version byte: one allocation per record.
     // Serialising plain data structs into a Vec cannot fail.
-    out.extend(postcard::to_allocvec(value).expect("postcard encodes plain records"));
-    out
+    postcard::to_extend(value, vec![RECORD_FORMAT_V1]).expect("postcard encodes plain records")
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {

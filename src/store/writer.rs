@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::catalog::BatchCache;
 use super::{StoreError, codec, tables};
 use crate::clock::{Clock, Millis};
-use crate::domain::Event;
+use crate::domain::EventRef;
 use crate::metrics::WriterMetrics;
 use crate::problem::Problem;
 
@@ -63,13 +63,13 @@ impl Tx<'_> {
         data: impl Serialize,
     ) -> Result<u64, Problem> {
         let seq = self.next_seq;
-        let event = Event {
+        let event = EventRef {
             seq,
             at_ms: self.now_ms,
-            kind: kind.to_owned(),
-            actor: actor.to_owned(),
-            subject: subject.to_owned(),
-            data_json: to_json(&data)?,
+            kind,
+            actor,
+            subject,
+            data_json: &to_json(&data)?,
         };
         let events = &mut self.t.events;
         events.insert(seq, codec::encode(&event).as_slice())?;
