@@ -90,6 +90,9 @@ pub async fn run(app: Arc<App>) {
                 .await;
             if let Err(p) = recorded {
                 tracing::warn!(deliveries = ids.len(), detail = %p.detail, "could not record delivery attempts");
+                // They are still pending and due: pause before they may go out again,
+                // so a writer that is full or failing does not turn into a resend loop.
+                tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)).await;
             }
             for id in &ids {
                 in_flight.remove(id);

@@ -173,6 +173,9 @@ impl FulfillmentStatus {
     }
 }
 
+/// Stored (postcard) and also serialized as is into API answers, events and
+/// webhook bodies: a field added here shows up there too, and serde attributes
+/// must suit both formats.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
     pub sku: String,
@@ -181,6 +184,7 @@ pub struct OrderLine {
     pub price: u64,
 }
 
+/// Stored and also the wire format, like [`OrderLine`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FulfillmentLine {
     pub sku: String,
@@ -188,6 +192,7 @@ pub struct FulfillmentLine {
     pub qty: u32,
 }
 
+/// Stored and also the wire format, like [`OrderLine`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tracking {
     pub carrier: String,

@@ -86,7 +86,8 @@ impl Tx<'_> {
 }
 
 /// `value` as JSON text. Fails only for maps with non-string keys, which no caller
-/// builds; the error is a refusal, written before anything else.
+/// builds; should it happen, the error is a store-side failure (500) and abandons
+/// the batch like any other, since a command may have written before it.
 pub fn to_json(value: &impl Serialize) -> Result<String, Problem> {
     serde_json::to_string(value)
         .map_err(|e| Problem::internal(format!("cannot encode a record as JSON: {e}")))

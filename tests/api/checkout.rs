@@ -416,13 +416,30 @@ fn a_refused_order_keeps_its_reservation() {
 fn a_retry_is_answered_with_its_order_even_once_the_stock_is_gone() {
     let d = Daemon::start();
     let c = d.client();
-    let web = c.with_token(Some(&seed(&c, "tent", 2, 0)));
+    let web = c.with_token(Some(&seed(&c, "tent", 4, 0)));
     let body = order_body(json!([{"sku": "tent", "qty": 2}]));
     let first = web.order("k", &body).expect(201);
-    assert_eq!(stock(&c, "tent", None)["available"], 0);
+    let units = |c: &Client| {
+        let s = stock(c, "tent", None);
+        (
+            s["reserved"].as_u64(),
+            s["allocated"].as_u64(),
+            s["available"].as_u64(),
+        )
+    };
+    assert_eq!(units(&c), (Some(0), Some(2), Some(2)));
 
-    // The same request spaced and ordered differently, with no unit left to take:
-    // still that order, and nothing moves.
+    // While stock remains, a retry takes units on its way to the writer, which
+    // answers the first order: the units come back.
+    assert_eq!(web.order("k", &body).expect(200)["id"], first["id"]);
+    assert_eq!(units(&c), (Some(0), Some(2), Some(2)));
+
+    // The last units go to another order.
+    web.order("k-other", &body).expect(201);
+    assert_eq!(units(&c), (Some(0), Some(4), Some(0)));
+
+    // The first request spaced and ordered differently, with no unit left to take:
+    // still its order, and nothing moves.
     let respelled = format!(
         r#"{{ "ship_to": {}, "customer": {{"email": "a@example.com", "ref": "cust-42"}},
              "lines": [ {{"qty": 2, "sku": "tent"}} ], "channel": "web" }}"#,
@@ -437,14 +454,10 @@ fn a_retry_is_answered_with_its_order_even_once_the_stock_is_gone() {
         )
         .expect(200);
     assert_eq!(again["id"], first["id"]);
-    let s = stock(&c, "tent", None);
-    assert_eq!(
-        (s["allocated"].as_u64(), s["available"].as_u64()),
-        (Some(2), Some(0))
-    );
-    // Another key for the same lines is a new order, and there is no stock for it.
-    web.order("k-other", &body)
+    assert_eq!(units(&c), (Some(0), Some(4), Some(0)));
+    // A new key for the same lines finds no stock.
+    web.order("k-third", &body)
         .problem(409, "insufficient-stock");
     let orders = c.get("/v1/orders").expect(200);
-    assert_eq!(orders["items"].as_array().unwrap().len(), 1);
+    assert_eq!(orders["items"].as_array().unwrap().len(), 2);
 }

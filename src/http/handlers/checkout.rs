@@ -203,7 +203,7 @@ pub fn release(call: Call) -> Result<Response<Body>, Problem> {
     }
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OrderInput {
     channel: String,
@@ -232,11 +232,15 @@ fn idempotency_key(parts: &hyper::http::request::Parts) -> Result<String, Proble
     Ok(key.to_owned())
 }
 
-/// The parsed request re-encoded (fields in a fixed order, absent optional ones as
-/// null) and hashed: a retry that spaces or orders the same body differently still
-/// matches, and the body is not parsed a second time to find out.
-fn request_fingerprint(input: &OrderInput) -> [u8; 32] {
-    Sha256::digest(serde_json::to_vec(input).unwrap_or_default()).into()
+/// The request as a canonical JSON text (sorted keys, no spaces), hashed: a retry
+/// that re-encodes the same body still matches. Taken from the body as sent, not
+/// the parsed request, so a field marketd learns later does not change the
+/// fingerprint of requests made before it.
+fn body_fingerprint(body: &[u8]) -> [u8; 32] {
+    let canonical = serde_json::from_slice::<Value>(body)
+        .map(|v| v.to_string().into_bytes())
+        .unwrap_or_else(|_| body.to_vec());
+    Sha256::digest(&canonical).into()
 }
 
 pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
@@ -252,7 +256,7 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
     let channel = channel_for(&caller, &app.live, &input.channel)?;
     input.customer.validate()?;
     input.ship_to.validate()?;
-    let fingerprint = request_fingerprint(&input);
+    let fingerprint = body_fingerprint(&body);
     // A retry of an answered order takes its units again and the writer, finding
     // the key, answers the first order and gives them back. Only when the units
     // are not there any more (the retry's own order used them) is the store asked
@@ -304,9 +308,9 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
         })
         .collect::<Result<Vec<_>, Problem>>()?;
     let new = NewOrder {
-        channel: input.channel,
+        channel: input.channel.clone(), // Kept for a replay should the writer be full.
         actor: caller.actor(),
-        idempotency_key: key,
+        idempotency_key: key.clone(),
         body_sha256: fingerprint,
         customer: input.customer,
         ship_to: input.ship_to,
@@ -314,10 +318,17 @@ pub async fn place_order(call: Call) -> Result<Response<Body>, Problem> {
         taken,
     };
     let live = app.live.clone();
-    let placed = app
+    let placed = match app
         .writer
         .write(move |tx| orders::place_order(tx, &live, new))
-        .await?;
+        .await
+    {
+        Ok(placed) => placed,
+        // The writer's queue is full (the units went back with the dropped
+        // command): a retry of an answered order still gets its order.
+        Err(busy) if busy.status == 503 => return replay_or(busy),
+        Err(other) => return Err(other),
+    };
     match placed {
         Placed::Created(order) => {
             app.http_metrics
