@@ -104,6 +104,26 @@ impl FakeReceiver {
 
     /// Waits until at least `n` requests arrived (at most 30 s) and returns them all.
     #[track_caller]
+    /// Waits until `n` distinct webhook-ids have arrived and returns the first of
+    /// each: delivery is at least once (one sent just before a stop goes out again
+    /// after the restart), and a receiver keeps one per webhook-id.
+    pub fn wait_for_distinct(&self, n: usize) -> Vec<Received> {
+        let mut want = n;
+        loop {
+            let mut seen = std::collections::HashSet::new();
+            let got = self.wait_for(want);
+            let distinct: Vec<Received> = got
+                .iter()
+                .filter(|r| seen.insert(r.id.clone()))
+                .cloned()
+                .collect();
+            if distinct.len() >= n {
+                return distinct;
+            }
+            want = got.len() + 1;
+        }
+    }
+
     pub fn wait_for(&self, n: usize) -> Vec<Received> {
         let (lock, cvar) = &*self.state;
         let deadline = Instant::now() + Duration::from_secs(30);

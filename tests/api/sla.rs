@@ -66,7 +66,7 @@ fn breaches(c: &Client, open: bool) -> Vec<Value> {
 }
 
 fn alerts_of(ops: &FakeReceiver, n: usize, kind: &str) -> Vec<Value> {
-    ops.wait_for(n)
+    ops.wait_for_distinct(n)
         .iter()
         .filter(|r| r.kind() == kind)
         .map(|r| r.json())
