@@ -62,11 +62,11 @@ pub async fn run(app: Arc<App>) {
             }
         };
         starting = false;
-        for d in due {
+        for (d, body) in due {
             in_flight.insert(d.id.clone());
             let (app, client, done) = (app.clone(), client.clone(), done_tx.clone());
             tokio::spawn(async move {
-                let sent = send(&app, &client, &d).await;
+                let sent = send(&app, &client, &d, body).await;
                 let _ = done.send((d.id, sent)).await;
             });
         }
@@ -101,6 +101,9 @@ pub async fn run(app: Arc<App>) {
     }
 }
 
+/// A delivery to send and its body, or why the body cannot be rendered.
+type Outgoing = (Delivery, Result<String, Problem>);
+
 /// Pending deliveries due now (at start-up: all of them), not already in flight,
 /// at most `room`.
 fn due_deliveries(
@@ -108,7 +111,7 @@ fn due_deliveries(
     in_flight: &HashSet<String>,
     room: usize,
     starting: bool,
-) -> Result<Vec<Delivery>, Problem> {
+) -> Result<Vec<Outgoing>, Problem> {
     if room == 0 {
         return Ok(Vec::new());
     }
@@ -127,7 +130,9 @@ fn due_deliveries(
             continue;
         }
         if let Some(v) = outbox.get(id)? {
-            out.push(codec::decode::<Delivery>(v.value())?);
+            let d = codec::decode::<Delivery>(v.value())?;
+            let body = outbox::render_body(&txn, &d);
+            out.push((d, body));
         }
     }
     Ok(out)
@@ -150,7 +155,12 @@ fn target(app: &App, receiver: &Receiver) -> Result<Option<(String, String)>, Pr
     })
 }
 
-async fn send(app: &App, client: &HttpsClient, d: &Delivery) -> SendResult {
+async fn send(
+    app: &App,
+    client: &HttpsClient,
+    d: &Delivery,
+    body: Result<String, Problem>,
+) -> SendResult {
     let at_ms = app.clock.now_ms();
     let jitter = crate::ids::random_u128() as u64;
     let failed = |error: String| SendResult {
@@ -161,6 +171,10 @@ async fn send(app: &App, client: &HttpsClient, d: &Delivery) -> SendResult {
         },
         retry_after_s: None,
         jitter,
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(p) => return failed(format!("cannot render the body: {}", p.detail)),
     };
     let (url, key) = match target(app, &d.receiver) {
         Ok(Some(t)) => t,
@@ -173,7 +187,7 @@ async fn send(app: &App, client: &HttpsClient, d: &Delivery) -> SendResult {
         Err(p) => return failed(p.detail),
     };
     let timestamp = (at_ms / 1000) as i64;
-    let Some(signature) = secret::sign_webhook(&key, &d.id, timestamp, d.body.as_bytes()) else {
+    let Some(signature) = secret::sign_webhook(&key, &d.id, timestamp, body.as_bytes()) else {
         return failed("the receiver's secret is not a whsec_ secret".into());
     };
     let request = Request::post(&url)
@@ -182,7 +196,7 @@ async fn send(app: &App, client: &HttpsClient, d: &Delivery) -> SendResult {
         .header("webhook-id", &d.id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signature)
-        .body(Full::new(Bytes::from(d.body.clone())));
+        .body(Full::new(Bytes::from(body)));
     let request = match request {
         Ok(r) => r,
         Err(e) => return failed(format!("bad webhook URL {url:?}: {e}")),

@@ -57,6 +57,19 @@ pub struct Attempt {
 /// Attempts kept per delivery (the oldest are dropped; `attempt_count` keeps counting).
 pub const ATTEMPTS_KEPT_MAX: usize = 16;
 
+/// What a delivery sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryBody {
+    /// The JSON text itself, rendered when the delivery was queued.
+    Json(String),
+    /// `fulfillment.created`, rendered from the order whenever it is sent or shown.
+    /// Everything it carries (the fulfillment's lines and deadlines, the order's
+    /// `ship_to`) is fixed when the fulfillment is made, so every attempt carries the
+    /// same content; keeping only the reference keeps the body out of the row that
+    /// every attempt rewrites, and the order is already on disk.
+    FulfillmentCreated { order: String, fulfillment: String },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: String,
@@ -64,7 +77,7 @@ pub struct Delivery {
     /// `fulfillment.created`, `sla.breached`, …
     pub kind: String,
     /// The JSON body sent: `{"type", "data", "timestamp"}`.
-    pub body: String,
+    pub body: DeliveryBody,
     pub status: DeliveryStatus,
     pub attempt_count: u32,
     pub attempts: Vec<Attempt>,

@@ -16,8 +16,8 @@ use super::{Tx, codec, outbox};
 use crate::clock::format_rfc3339;
 use crate::domain::routing::{self, Routing};
 use crate::domain::{
-    Address, Fulfillment, FulfillmentLine, Order, Position, Receiver, Step, StepOutcome, Tracking,
-    Want,
+    Address, DeliveryBody, Fulfillment, FulfillmentLine, Order, Position, Receiver, Step,
+    StepOutcome, Tracking, Want,
 };
 use crate::live::Live;
 use crate::problem::Problem;
@@ -240,7 +240,7 @@ struct Routed<'a> {
 
 /// `fulfillment.created` as its supplier receives it.
 #[derive(Serialize)]
-struct Created<'a> {
+pub(super) struct Created<'a> {
     fulfillment: &'a str,
     order: &'a str,
     lines: &'a [FulfillmentLine],
@@ -253,6 +253,21 @@ struct Deadlines {
     ack_by: String,
     ship_by: String,
     deliver_by: String,
+}
+
+/// The data of `f`'s `fulfillment.created`: only what is fixed when it is made.
+pub(super) fn created<'a>(order: &'a Order, f: &'a Fulfillment) -> Created<'a> {
+    Created {
+        fulfillment: &f.id,
+        order: &order.id,
+        lines: &f.lines,
+        ship_to: &order.ship_to,
+        deadlines: Deadlines {
+            ack_by: format_rfc3339(f.ack_by_ms),
+            ship_by: format_rfc3339(f.ship_by_ms),
+            deliver_by: format_rfc3339(f.deliver_by_ms),
+        },
+    }
 }
 
 /// Records a new fulfillment's routing, sends it to its supplier and starts its
@@ -269,19 +284,14 @@ pub fn announce(
         lines: &f.lines,
     };
     tx.event("fulfillment.routed", "marketd", &order.id, routed)?;
-    let created = Created {
-        fulfillment: &f.id,
-        order: &order.id,
-        lines: &f.lines,
-        ship_to: &order.ship_to,
-        deadlines: Deadlines {
-            ack_by: format_rfc3339(f.ack_by_ms),
-            ship_by: format_rfc3339(f.ship_by_ms),
-            deliver_by: format_rfc3339(f.deliver_by_ms),
-        },
+    // The body is rendered from the order when it is sent (the order is saved in
+    // this transaction).
+    let body = DeliveryBody::FulfillmentCreated {
+        order: order.id.clone(),
+        fulfillment: f.id.clone(),
     };
     let receiver = Receiver::Supplier(f.supplier.clone());
-    outbox::enqueue(tx, live, receiver, "fulfillment.created", created)?;
+    outbox::enqueue_body(tx, live, receiver, "fulfillment.created", body)?;
     super::sla::track_new(tx, live, f)
 }
 

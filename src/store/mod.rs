@@ -7,6 +7,7 @@ pub mod backup;
 pub mod catalog;
 pub mod codec;
 pub mod fulfillments;
+pub mod migrate;
 pub mod orders;
 pub mod outbox;
 pub mod read;
@@ -22,8 +23,11 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable};
 
 pub use writer::{Tx, Writer};
 
-/// The schema this build writes. A store with a newer one is refused at start-up.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema this build writes. A store with a newer one is refused at start-up;
+/// an older one is upgraded ([`migrate`]).
+///
+/// 2: a delivery's body may be a reference to the order it is rendered from.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The store file inside the data directory.
 pub const STORE_FILE: &str = "marketd.redb";
@@ -110,7 +114,15 @@ impl Store {
                         known: SCHEMA_VERSION,
                     });
                 }
-                Some(_) => {} // Older schemas would be migrated here; v1 is the first.
+                Some(SCHEMA_VERSION) => {}
+                Some(older) => {
+                    if older < 2 {
+                        let mut outbox = open.outbox;
+                        let converted = migrate::v1_to_v2(&mut outbox)?;
+                        tracing::info!(converted, "store upgraded from schema 1 to 2");
+                    }
+                    meta.insert("schema_version", codec::encode(&SCHEMA_VERSION).as_slice())?;
+                }
                 None => {
                     meta.insert("schema_version", codec::encode(&SCHEMA_VERSION).as_slice())?;
                 }

@@ -5,16 +5,17 @@
 
 use std::sync::Arc;
 
-use redb::ReadableTable;
+use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 use serde_json::json;
 
 use super::catalog::decode_opt;
 use super::writer::to_json;
-use super::{Tx, codec};
-use crate::clock::format_rfc3339;
+use super::{Tx, codec, fulfillments, tables};
+use crate::clock::{Millis, format_rfc3339};
 use crate::domain::{
-    ATTEMPTS_KEPT_MAX, Attempt, Delivery, DeliveryStatus, Receiver, Retry, next_retry,
+    ATTEMPTS_KEPT_MAX, Attempt, Delivery, DeliveryBody, DeliveryStatus, Order, Receiver, Retry,
+    next_retry,
 };
 use crate::ids;
 use crate::live::Live;
@@ -37,12 +38,28 @@ pub fn enqueue(
     kind: &str,
     data: impl Serialize,
 ) -> Result<String, Problem> {
-    let id = ids::new(ids::Kind::Delivery, tx.now_ms);
-    let body = to_json(&Envelope {
+    let body = envelope(kind, data, tx.now_ms)?;
+    enqueue_body(tx, live, receiver, kind, DeliveryBody::Json(body))
+}
+
+/// `{"type", "data", "timestamp"}` as JSON text.
+fn envelope(kind: &str, data: impl Serialize, at_ms: Millis) -> Result<String, Problem> {
+    to_json(&Envelope {
         kind,
         data,
-        timestamp: format_rfc3339(tx.now_ms),
-    })?;
+        timestamp: format_rfc3339(at_ms),
+    })
+}
+
+/// Queues `kind` for `receiver`, due at once, with a body already decided.
+pub fn enqueue_body(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    receiver: Receiver,
+    kind: &str,
+    body: DeliveryBody,
+) -> Result<String, Problem> {
+    let id = ids::new(ids::Kind::Delivery, tx.now_ms);
     let delivery = Delivery {
         id: id.clone(),
         receiver,
@@ -74,6 +91,26 @@ fn save(tx: &mut Tx<'_>, d: &Delivery) -> Result<(), Problem> {
 fn load(tx: &Tx<'_>, id: &str) -> Result<Delivery, Problem> {
     decode_opt(tx.t.outbox.get(id)?)?
         .ok_or_else(|| Problem::not_found(format!("no delivery {id:?}")))
+}
+
+/// The JSON text a delivery sends. A `fulfillment.created` is rendered from its
+/// order as committed; the order missing is a broken store, said as an error.
+pub fn render_body(txn: &ReadTransaction, d: &Delivery) -> Result<String, Problem> {
+    let (order_id, fulfillment_id) = match &d.body {
+        DeliveryBody::Json(text) => return Ok(text.clone()),
+        DeliveryBody::FulfillmentCreated { order, fulfillment } => (order, fulfillment),
+    };
+    let order: Order = decode_opt(txn.open_table(tables::ORDERS)?.get(order_id.as_str())?)?
+        .ok_or_else(|| Problem::internal(format!("delivery {}: no order {order_id}", d.id)))?;
+    let f = (order.fulfillments.iter())
+        .find(|f| &f.id == fulfillment_id)
+        .ok_or_else(|| {
+            Problem::internal(format!(
+                "delivery {}: order {order_id} has no {fulfillment_id}",
+                d.id
+            ))
+        })?;
+    envelope(&d.kind, fulfillments::created(&order, f), d.created_at_ms)
 }
 
 /// What one send came to.

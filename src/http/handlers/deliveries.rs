@@ -25,7 +25,9 @@ pub fn list(call: Call) -> Result<Response<Body>, Problem> {
         read::page::<Delivery>(&txn, tables::OUTBOX, q.get("cursor"), q.limit()?, |d| {
             status.is_none_or(|s| d.status == s)
         })?;
-    let items = items.iter().map(views::delivery).collect();
+    let items = (items.iter())
+        .map(|d| Ok(views::delivery(d, &outbox::render_body(&txn, d)?)))
+        .collect::<Result<Vec<_>, Problem>>()?;
     Ok(io::json(StatusCode::OK, &io::page(items, next)))
 }
 
@@ -34,7 +36,10 @@ pub fn get(call: Call) -> Result<Response<Body>, Problem> {
     let txn = call.app.store.read()?;
     let d: Delivery = read::get(&txn, tables::OUTBOX, id)?
         .ok_or_else(|| Problem::not_found(format!("no delivery {id:?}")))?;
-    Ok(io::json(StatusCode::OK, &views::delivery(&d)))
+    Ok(io::json(
+        StatusCode::OK,
+        &views::delivery(&d, &outbox::render_body(&txn, &d)?),
+    ))
 }
 
 pub async fn retry(call: Call) -> Result<Response<Body>, Problem> {
@@ -45,5 +50,6 @@ pub async fn retry(call: Call) -> Result<Response<Body>, Problem> {
         .writer
         .write(move |tx| outbox::retry_now(tx, &live, &id))
         .await?;
-    Ok(io::json(StatusCode::OK, &views::delivery(&d)))
+    let body = outbox::render_body(&call.app.store.read()?, &d)?;
+    Ok(io::json(StatusCode::OK, &views::delivery(&d, &body)))
 }

@@ -163,8 +163,9 @@ pub fn order(o: &Order) -> OrderView<'_> {
     }
 }
 
-pub fn delivery(d: &Delivery) -> Value {
-    let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+/// A delivery with the body it sends (see [`crate::store::outbox::render_body`]).
+pub fn delivery(d: &Delivery, body: &str) -> Value {
+    let body: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     json!({
         "id": d.id, "type": d.kind, "receiver": d.receiver.describe(), "status": d.status.as_str(),
         "attempt_count": d.attempt_count,
