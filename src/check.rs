@@ -317,7 +317,7 @@ impl Checker<'_> {
     }
 
     /// Every pending delivery is in the due index at its next attempt, and nothing
-    /// else is.
+    /// else is; every body can be rendered (a referenced order and fulfillment exist).
     fn outbox(&mut self) -> Res<()> {
         let outbox = self.txn.open_table(tables::OUTBOX)?;
         let due = self.txn.open_table(tables::OUTBOX_DUE)?;
@@ -334,6 +334,9 @@ impl Checker<'_> {
             let Some(d) = self.decode::<Delivery>(&what, v.value()) else {
                 continue;
             };
+            if let Err(p) = crate::store::outbox::render_body(self.txn, &d) {
+                self.fail(p.detail); // It names the delivery.
+            }
             if d.status == DeliveryStatus::Failed && failed_index.get(d.id.as_str())?.is_none() {
                 self.fail(format!("{what} failed but is not in the failed index"));
             }

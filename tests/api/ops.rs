@@ -166,14 +166,36 @@ fn check_passes_on_a_healthy_store_and_fails_on_a_broken_one() {
                     marketd::store::codec::encode(&p).as_slice(),
                 )
                 .unwrap();
+            // And a delivery whose body refers to an order that does not exist.
+            let dangling = marketd::domain::Delivery {
+                id: "dlv_dangling".into(),
+                receiver: marketd::domain::Receiver::Supplier("acme".into()),
+                kind: "fulfillment.created".into(),
+                body: marketd::domain::DeliveryBody::FulfillmentCreated {
+                    order: "ord_gone".into(),
+                    fulfillment: "ful_gone".into(),
+                },
+                status: marketd::domain::DeliveryStatus::Delivered,
+                attempt_count: 1,
+                attempts: Vec::new(),
+                next_attempt_at_ms: 0,
+                created_at_ms: 0,
+            };
+            let mut outbox = txn.open_table(marketd::store::tables::OUTBOX).unwrap();
+            outbox
+                .insert(
+                    "dlv_dangling",
+                    marketd::store::codec::encode(&dangling).as_slice(),
+                )
+                .unwrap();
         }
         txn.commit().unwrap();
     }
     let check = check_store(&d.data);
     assert_eq!(check.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&check.stdout).contains("allocated 7 but open fulfillments hold 2")
-    );
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(report.contains("allocated 7 but open fulfillments hold 2"));
+    assert!(report.contains("delivery dlv_dangling: no order ord_gone"));
 }
 
 #[test]
