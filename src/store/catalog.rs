@@ -58,14 +58,25 @@ impl BatchCache {
     }
 }
 
-/// A supplier as this transaction sees it, decoded once per batch.
-pub fn supplier(tx: &Tx<'_>, id: &str) -> Result<Option<Arc<Supplier>>, Problem> {
-    if let Some(hit) = tx.cache.suppliers.borrow().get(id) {
+/// `key`'s entry in `cache`, loaded on a miss.
+fn cached<T: Clone>(
+    cache: &RefCell<HashMap<String, T>>,
+    key: &str,
+    load: impl FnOnce() -> Result<T, Problem>,
+) -> Result<T, Problem> {
+    if let Some(hit) = cache.borrow().get(key) {
         return Ok(hit.clone());
     }
-    let found: Option<Arc<Supplier>> = decode_opt(tx.t.suppliers.get(id)?)?.map(Arc::new);
-    (tx.cache.suppliers.borrow_mut()).insert(id.to_owned(), found.clone());
+    let found = load()?;
+    cache.borrow_mut().insert(key.to_owned(), found.clone());
     Ok(found)
+}
+
+/// A supplier as this transaction sees it, decoded once per batch.
+pub fn supplier(tx: &Tx<'_>, id: &str) -> Result<Option<Arc<Supplier>>, Problem> {
+    cached(&tx.cache.suppliers, id, || {
+        Ok(decode_opt(tx.t.suppliers.get(id)?)?.map(Arc::new))
+    })
 }
 
 /// Whether a supplier exists and is approved, as this transaction sees it.
@@ -75,30 +86,24 @@ pub fn is_approved(tx: &Tx<'_>, id: &str) -> Result<bool, Problem> {
 
 /// Every offer of a SKU (by supplier id), decoded once per batch.
 pub fn offers_of(tx: &Tx<'_>, sku: &str) -> Result<Arc<[Offer]>, Problem> {
-    if let Some(hit) = tx.cache.offers.borrow().get(sku) {
-        return Ok(hit.clone());
-    }
-    let mut list = Vec::new();
-    for entry in tx.t.offers.range((sku, "")..)? {
-        let (k, v) = entry?;
-        if k.value().0 != sku {
-            break;
+    cached(&tx.cache.offers, sku, || {
+        let mut list = Vec::new();
+        for entry in tx.t.offers.range((sku, "")..)? {
+            let (k, v) = entry?;
+            if k.value().0 != sku {
+                break;
+            }
+            list.push(codec::decode::<Offer>(v.value())?);
         }
-        list.push(codec::decode::<Offer>(v.value())?);
-    }
-    let list: Arc<[Offer]> = list.into();
-    (tx.cache.offers.borrow_mut()).insert(sku.to_owned(), list.clone());
-    Ok(list)
+        Ok(list.into())
+    })
 }
 
 /// A SKU record, decoded once per batch.
 pub fn sku(tx: &Tx<'_>, id: &str) -> Result<Option<Arc<Sku>>, Problem> {
-    if let Some(hit) = tx.cache.skus.borrow().get(id) {
-        return Ok(hit.clone());
-    }
-    let found: Option<Arc<Sku>> = decode_opt(tx.t.skus.get(id)?)?.map(Arc::new);
-    (tx.cache.skus.borrow_mut()).insert(id.to_owned(), found.clone());
-    Ok(found)
+    cached(&tx.cache.skus, id, || {
+        Ok(decode_opt(tx.t.skus.get(id)?)?.map(Arc::new))
+    })
 }
 
 pub fn get_supplier(tx: &Tx<'_>, id: &str) -> Result<Option<Supplier>, Problem> {
