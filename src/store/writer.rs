@@ -195,6 +195,11 @@ impl Writer {
         }
     }
 
+    /// Commands waiting for the writer (at most `write_queue_max`).
+    pub fn queued(&self) -> usize {
+        self.sender.len()
+    }
+
     /// Commits what is queued, then stops the thread and waits for it.
     pub fn shutdown(&self) {
         let _ = self.sender.send(Msg::Stop);

@@ -461,3 +461,56 @@ fn a_retry_is_answered_with_its_order_even_once_the_stock_is_gone() {
     let orders = c.get("/v1/orders").expect(200);
     assert_eq!(orders["items"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_retry_is_answered_from_the_store_while_the_writer_is_full() {
+    let d = InProc::start_with(|config| config.limits.write_queue_max = 2);
+    let c = d.client();
+    let web = c.with_token(Some(&seed(&c, "tent", 10, 0)));
+    let body = order_body(json!([{"sku": "tent", "qty": 2}]));
+    let first = web.order("k", &body).expect(201);
+
+    // Hold the writer inside a command, then fill its queue behind it.
+    let (running_tx, running_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let writer = d.app.writer.clone();
+    let holder = std::thread::spawn(move || {
+        writer.write_blocking(move |_tx| {
+            running_tx.send(()).unwrap();
+            release_rx.recv().unwrap();
+            Ok::<_, marketd::problem::Problem>(())
+        })
+    });
+    running_rx.recv().unwrap();
+    let fillers: Vec<_> = (0..2)
+        .map(|_| {
+            let writer = d.app.writer.clone();
+            std::thread::spawn(move || {
+                writer.write_blocking(|_tx| Ok::<_, marketd::problem::Problem>(()))
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(10), "the queue to fill", || {
+        d.app.writer.queued() == 2
+    });
+
+    // A new order cannot be taken now; the retry of the first is still answered.
+    web.order("k-new", &body).problem(503, "busy");
+    assert_eq!(web.order("k", &body).expect(200)["id"], first["id"]);
+
+    release_tx.send(()).unwrap();
+    holder.join().unwrap().unwrap();
+    for f in fillers {
+        f.join().unwrap().unwrap();
+    }
+    // Neither the refused order nor the retry kept any units.
+    let s = stock(&c, "tent", None);
+    assert_eq!(
+        (
+            s["reserved"].as_u64(),
+            s["allocated"].as_u64(),
+            s["available"].as_u64()
+        ),
+        (Some(0), Some(2), Some(8))
+    );
+}

@@ -298,6 +298,7 @@ fn metrics_count_requests_by_route_and_commits() {
     assert!(text.contains("marketd_store_commit_seconds_count"));
     assert!(text.contains("marketd_store_batch_commands_bucket"));
     assert!(text.contains("marketd_reservations_live 0"));
+    assert!(text.contains("marketd_store_write_queue 0"));
 }
 
 #[test]

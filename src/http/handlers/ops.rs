@@ -17,6 +17,11 @@ pub fn metrics(app: &App) -> Response<Body> {
     let mut out = String::new();
     app.http_metrics.render(&mut out);
     app.writer.metrics.render(&mut out);
+    out.push_str("# TYPE marketd_store_write_queue gauge\n");
+    out.push_str(&format!(
+        "marketd_store_write_queue {}\n",
+        app.writer.queued()
+    ));
     out.push_str("# TYPE marketd_reservations_live gauge\n");
     out.push_str(&format!(
         "marketd_reservations_live {}\n",
