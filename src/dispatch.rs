@@ -2,9 +2,11 @@
 //! number at a time, each signed with its receiver's secret, and records every
 //! attempt back through the store writer (which schedules the retry).
 //!
-//! At least once: a delivery stays pending until a 2xx is recorded. One in flight
-//! when the daemon dies was never recorded, so it is sent again after start; at
-//! start-up every pending delivery is tried at once, since receivers may be back.
+//! At least once: a delivery stays pending until a 2xx is recorded. On a graceful
+//! stop the requests in flight are let finish and recorded (within the drain
+//! deadline); one in flight when the daemon dies, or still unanswered at the
+//! deadline, was never recorded, so it is sent again after start. At start-up every
+//! pending delivery is tried at once, since receivers may be back.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use redb::ReadableTable;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::domain::{Attempt, Channel, Delivery, Receiver};
 use crate::problem::Problem;
@@ -46,14 +48,22 @@ fn client() -> HttpsClient {
     Client::builder(TokioExecutor::new()).build(https)
 }
 
-/// Runs until the task is aborted.
-pub async fn run(app: Arc<App>) {
+/// Runs until `stop` turns true, then sends nothing new and returns once every
+/// request in flight has ended and been recorded.
+pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let client = client();
     let mut in_flight: HashSet<String> = HashSet::new();
     let (done_tx, mut done_rx) = mpsc::channel::<(String, SendResult)>(IN_FLIGHT_MAX);
     let mut starting = true;
     loop {
-        let room = IN_FLIGHT_MAX - in_flight.len();
+        let stopping = *stop.borrow();
+        if stopping && in_flight.is_empty() {
+            return;
+        }
+        let room = match stopping {
+            true => 0,
+            false => IN_FLIGHT_MAX - in_flight.len(),
+        };
         let due = match due_deliveries(&app, &in_flight, room, starting) {
             Ok(due) => due,
             Err(p) => {
@@ -72,6 +82,11 @@ pub async fn run(app: Arc<App>) {
         }
         let mut finished = Vec::new();
         tokio::select! {
+            changed = stop.changed(), if !stopping => {
+                if changed.is_err() {
+                    return; // The daemon is gone without a word; nothing to drain for.
+                }
+            }
             () = app.live.deliveries.wake.notified() => {}
             Some(one) = done_rx.recv() => finished.push(one),
             () = tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)) => {}

@@ -121,19 +121,28 @@ pub async fn run(config: Config) -> Result<(), String> {
 }
 
 /// Serves `app` on `listener` with its background tasks until `shutdown`, then
-/// drains HTTP and commits what the writer still holds.
+/// drains HTTP, lets the webhooks in flight finish and be recorded (so they are not
+/// sent again after a restart), and commits what the writer still holds.
 pub async fn serve_app(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let (stop_dispatch, dispatch_stop) = tokio::sync::watch::channel(false);
+    let mut dispatcher = tokio::spawn(crate::dispatch::run(app.clone(), dispatch_stop));
     let background = [
         tokio::spawn(sweep_reservations(app.clone())),
-        tokio::spawn(crate::dispatch::run(app.clone())),
         tokio::spawn(crate::sla::run(app.clone())),
         tokio::spawn(prune_old_records(app.clone())),
     ];
     http::serve(listener, app.clone(), shutdown).await;
+    let _ = stop_dispatch.send(true);
+    let drain = Duration::from_secs(app.config.limits.drain_timeout_s);
+    if tokio::time::timeout(drain, &mut dispatcher).await.is_err() {
+        // Whatever is still in flight is sent again after the restart.
+        tracing::warn!("webhooks still in flight after the drain deadline");
+        dispatcher.abort();
+    }
     for task in background {
         task.abort();
     }

@@ -470,7 +470,8 @@ fn a_retry_is_answered_from_the_store_while_the_writer_is_full() {
     let body = order_body(json!([{"sku": "tent", "qty": 2}]));
     let first = web.order("k", &body).expect(201);
 
-    // Hold the writer inside a command, then fill its queue behind it.
+    // Hold the writer inside a command, then fill its queue behind it (with two
+    // commands, or one beside the dispatcher's).
     let (running_tx, running_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let writer = d.app.writer.clone();
@@ -501,7 +502,9 @@ fn a_retry_is_answered_from_the_store_while_the_writer_is_full() {
     release_tx.send(()).unwrap();
     holder.join().unwrap().unwrap();
     for f in fillers {
-        f.join().unwrap().unwrap();
+        // A filler may have found the queue already full: the dispatcher records
+        // its delivery attempts through the same queue.
+        let _ = f.join().unwrap();
     }
     // Neither the refused order nor the retry kept any units.
     let s = stock(&c, "tent", None);

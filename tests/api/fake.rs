@@ -53,6 +53,8 @@ struct State {
 pub struct FakeReceiver {
     pub url: String,
     state: Arc<(Mutex<State>, Condvar)>,
+    /// While true, requests are recorded but not answered.
+    holding: tokio::sync::watch::Sender<bool>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -70,6 +72,7 @@ impl FakeReceiver {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let addr = addr.to_owned();
         let shared = state.clone();
+        let (holding, held) = tokio::sync::watch::channel(false);
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -83,9 +86,10 @@ impl FakeReceiver {
                         accepted = listener.accept() => accepted.unwrap().0,
                         _ = &mut stop_rx => return,
                     };
-                    let shared = shared.clone();
+                    let (shared, held) = (shared.clone(), held.clone());
                     tokio::spawn(async move {
-                        let service = service_fn(move |req| record(shared.clone(), req));
+                        let service =
+                            service_fn(move |req| record(shared.clone(), held.clone(), req));
                         let _ = http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
@@ -97,6 +101,7 @@ impl FakeReceiver {
         Self {
             url: format!("http://{addr}/hooks"),
             state,
+            holding,
             stop: Some(stop_tx),
             thread: Some(thread),
         }
@@ -145,6 +150,16 @@ impl FakeReceiver {
         state.received.clone()
     }
 
+    /// Records what arrives from now on but answers nothing until released.
+    pub fn hold_answers(&self) {
+        self.holding.send_replace(true);
+    }
+
+    /// Answers what was held, and everything after.
+    pub fn release_answers(&self) {
+        self.holding.send_replace(false);
+    }
+
     /// What arrived so far.
     pub fn received(&self) -> Vec<Received> {
         self.state.0.lock().unwrap().received.clone()
@@ -153,6 +168,7 @@ impl FakeReceiver {
 
 async fn record(
     state: Arc<(Mutex<State>, Condvar)>,
+    mut held: tokio::sync::watch::Receiver<bool>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let header = |name: &str| {
@@ -173,17 +189,21 @@ async fn record(
         .await
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
-    let (lock, cvar) = &*state;
-    let mut s = lock.lock().unwrap();
-    let answered = s.script.pop_front().unwrap_or(200);
-    s.received.push(Received {
-        id,
-        timestamp: timestamp.parse().unwrap_or(0),
-        signature,
-        body,
-        answered,
-    });
-    cvar.notify_all();
+    let answered = {
+        let (lock, cvar) = &*state;
+        let mut s = lock.lock().unwrap();
+        let answered = s.script.pop_front().unwrap_or(200);
+        s.received.push(Received {
+            id,
+            timestamp: timestamp.parse().unwrap_or(0),
+            signature,
+            body,
+            answered,
+        });
+        cvar.notify_all();
+        answered
+    };
+    let _ = held.wait_for(|holding| !holding).await;
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = hyper::StatusCode::from_u16(answered).unwrap();
     Ok(res)

@@ -636,6 +636,47 @@ fn a_receiver_down_across_a_restart_still_gets_the_event() {
     );
 }
 
+/// A graceful stop lets a webhook in flight finish and records it, so the restarted
+/// daemon does not send it again.
+#[test]
+fn a_graceful_stop_records_the_webhook_in_flight_so_it_is_not_sent_twice() {
+    let acme = FakeReceiver::start(&[]);
+    acme.hold_answers();
+    let mut d = Daemon::start();
+    let c = d.client();
+    add_supplier(&c, "acme", &acme.url, "alert");
+    add_sku(&c, "x", &[("acme", 10, 5)]);
+    order(
+        &c.with_token(Some(&web_key(&c))),
+        "k",
+        json!([{"sku": "x", "qty": 1}]),
+    );
+    acme.wait_for(1); // Sent; its answer is held.
+    let base = d.base.clone();
+    let stopping = std::thread::spawn(move || {
+        let stopped = d.stop();
+        (d, stopped)
+    });
+    // Once the daemon refuses connections it is shutting down with the request
+    // still in flight; only then may the answer come.
+    let addr = base.trim_start_matches("http://").to_owned();
+    eventually(
+        Duration::from_secs(10),
+        "the daemon to stop listening",
+        || std::net::TcpStream::connect(&addr).is_err(),
+    );
+    acme.release_answers();
+    let (mut d, stopped) = stopping.join().unwrap();
+    assert!(stopped.success());
+    let _dir = d.take_dir();
+    let d = Daemon::start_in(&d.data);
+    let c = d.client();
+    assert_eq!(deliveries(&c, "delivered").len(), 1);
+    assert!(deliveries(&c, "pending").is_empty());
+    // Nothing was pending, so nothing goes out again at start-up.
+    assert_eq!(acme.received().len(), 1);
+}
+
 /// Webhook-ids are remembered for 7 days: a retry within them is a no-op, and the
 /// pruning that bounds the table forgets only older ones.
 #[test]
