@@ -204,6 +204,11 @@ impl Live {
             .insert((channel.to_owned(), listing.to_owned()), sku.to_owned());
     }
 
+    /// Suppliers held (all of the store's).
+    pub fn supplier_count(&self) -> usize {
+        self.suppliers.len()
+    }
+
     pub fn supplier(&self, id: &str) -> Option<Arc<Supplier>> {
         self.suppliers.pin().get(id).cloned()
     }

@@ -48,6 +48,14 @@ impl App {
         ));
         live.rebuild(&store.read().map_err(|e| e.to_string())?)
             .map_err(|e| format!("cannot rebuild memory from the store: {e}"))?;
+        if live.supplier_count() > limits.suppliers_max {
+            // All of them are served; only new ones are refused until under the bound.
+            tracing::warn!(
+                suppliers = live.supplier_count(),
+                suppliers_max = limits.suppliers_max,
+                "the store holds more suppliers than limits.suppliers_max"
+            );
+        }
         let writer = Writer::start(
             store.database().clone(),
             clock.clone(),
