@@ -32,7 +32,9 @@
 //!   verified, committed event. Answers `{"status": "duplicate"}` are counted apart.
 //!
 //! At the end it prints the requests answered, requests/s, p50/p99/max latency and
-//! the count of every non-2xx status, as `key=value` lines on stdout.
+//! the count of every non-2xx status, as `key=value` lines on stdout; with
+//! `--daemon-pid`, also the daemon's CPU time (all of it, and its store writer's)
+//! and disk writes per answered request, read from `/proc`.
 //!
 //! ```text
 //! cargo build --release --example loadgen
@@ -142,6 +144,60 @@ struct Args {
     /// The channel to create (`setup`) or to reserve and order for.
     #[arg(long, default_value = "load")]
     channel: String,
+    /// The daemon's process id (Linux): also print the CPU time the daemon and its
+    /// store writer spent, and the bytes it wrote to disk, per answered request.
+    #[arg(long)]
+    daemon_pid: Option<u32>,
+}
+
+/// What the daemon has used so far, read from `/proc`.
+#[derive(Clone, Copy)]
+struct Usage {
+    cpu_ticks: u64,
+    writer_cpu_ticks: u64,
+    disk_write_bytes: u64,
+}
+
+impl Usage {
+    fn read(pid: u32) -> Result<Self, String> {
+        let proc_dir = format!("/proc/{pid}");
+        let writer = std::fs::read_dir(format!("{proc_dir}/task"))
+            .map_err(|e| format!("--daemon-pid {pid}: {e}"))?
+            .filter_map(Result::ok)
+            .find(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|comm| comm.trim() == "store-writer")
+            })
+            .ok_or_else(|| format!("--daemon-pid {pid}: no store-writer thread"))?;
+        let io = std::fs::read_to_string(format!("{proc_dir}/io"))
+            .map_err(|e| format!("--daemon-pid {pid}: {e}"))?;
+        let disk_write_bytes = io
+            .lines()
+            .find_map(|line| line.strip_prefix("write_bytes:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("--daemon-pid {pid}: no write_bytes in {proc_dir}/io"))?;
+        Ok(Self {
+            cpu_ticks: cpu_ticks(&format!("{proc_dir}/stat"))?,
+            writer_cpu_ticks: cpu_ticks(&writer.path().join("stat").to_string_lossy())?,
+            disk_write_bytes,
+        })
+    }
+}
+
+/// User plus system time from a `/proc/.../stat` file, in clock ticks.
+fn cpu_ticks(path: &str) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    match (field(11), field(12)) {
+        (Some(user), Some(system)) => Ok(user + system),
+        _ => Err(format!("{path}: no CPU times")),
+    }
 }
 
 /// Where requests go and how they are signed; shared by every task.
@@ -642,6 +698,13 @@ async fn run_load(
             return ExitCode::FAILURE;
         }
     };
+    let usage_before = match args.daemon_pid.map(Usage::read).transpose() {
+        Ok(usage) => usage,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let started = Instant::now();
     let tasks: Vec<_> = (0..args.connections)
         .map(|conn| {
@@ -659,6 +722,12 @@ async fn run_load(
     }
     let elapsed = started.elapsed().as_secs_f64();
     print_summary(args, &total, elapsed);
+    if let (Some(before), Some(pid)) = (usage_before, args.daemon_pid) {
+        match Usage::read(pid) {
+            Ok(after) => print_usage(before, after, total.answered()),
+            Err(e) => eprintln!("loadgen: {e}"),
+        }
+    }
     // A run in which nothing succeeded (daemon down, wrong token) fails, for scripts.
     let succeeded: u64 = total.statuses.range(200..300).map(|(_, n)| n).sum();
     if succeeded == 0 {
@@ -706,6 +775,34 @@ fn print_summary(args: &Args, total: &Tally, elapsed_s: f64) {
     if args.scenario == Scenario::Webhook {
         println!("webhook_duplicates={}", total.duplicates);
     }
+}
+
+/// The daemon's CPU time (all threads, and the store writer alone) and disk writes
+/// per answered request.
+fn print_usage(before: Usage, after: Usage, answered: u64) {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let per = |delta: u64, scale: f64| delta as f64 * scale / answered.max(1) as f64;
+    let us_per_tick = 1e6 / ticks_per_s;
+    println!(
+        "daemon_cpu_us_per_request={:.1} writer_cpu_us_per_request={:.1} disk_bytes_per_request={:.0}",
+        per(
+            after.cpu_ticks.saturating_sub(before.cpu_ticks),
+            us_per_tick
+        ),
+        per(
+            after
+                .writer_cpu_ticks
+                .saturating_sub(before.writer_cpu_ticks),
+            us_per_tick
+        ),
+        per(
+            after
+                .disk_write_bytes
+                .saturating_sub(before.disk_write_bytes),
+            1.0
+        ),
+    );
 }
 
 /// Sends one setup request and insists on a 2xx; returns the status and JSON answer.
