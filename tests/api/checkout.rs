@@ -36,15 +36,7 @@ fn reserve_then_order_moves_units_from_reserved_to_allocated() {
     assert_eq!(ful["supplier"], "acme");
     assert_eq!(ful["lines"][0]["supplier_sku"], "AC-tent");
     assert!(ful["deadlines"]["ack_by"].as_str().is_some());
-    let s = stock(&c, "tent", Some("web"));
-    assert_eq!(
-        (
-            s["reserved"].as_u64(),
-            s["allocated"].as_u64(),
-            s["available"].as_u64()
-        ),
-        (Some(0), Some(2), Some(8))
-    );
+    assert_eq!(units(&c, "tent", Some("web")), (0, 2, 8));
 
     // The same key and body: the same order, no second one.
     let again = web.order("key-1", &body).expect(200);
@@ -166,15 +158,7 @@ fn checkout_bad_input_is_refused_and_changes_nothing() {
     web.order("k4", &order_body(json!([{"sku": "tent", "qty": 6}])))
         .problem(409, "insufficient-stock");
 
-    let s = stock(&c, "tent", None);
-    assert_eq!(
-        (
-            s["reserved"].as_u64(),
-            s["allocated"].as_u64(),
-            s["available"].as_u64()
-        ),
-        (Some(0), Some(0), Some(5))
-    );
+    assert_eq!(units(&c, "tent", None), (0, 0, 5));
     assert_eq!(event_count(&c), before);
     assert_eq!(
         c.get("/v1/orders").expect(200)["items"]
@@ -267,15 +251,7 @@ fn a_thousand_clients_never_oversell() {
         Some(&(CLIENTS - UNITS as usize)),
         "{by_status:?}"
     );
-    let s = stock(&c, "hot", None);
-    assert_eq!(
-        (
-            s["allocated"].as_u64(),
-            s["reserved"].as_u64(),
-            s["available"].as_u64()
-        ),
-        (Some(100), Some(0), Some(0))
-    );
+    assert_eq!(units(&c, "hot", None), (0, 100, 0));
 
     let d = d.restart();
     let c = d.client();
@@ -419,24 +395,16 @@ fn a_retry_is_answered_with_its_order_even_once_the_stock_is_gone() {
     let web = c.with_token(Some(&seed(&c, "tent", 4, 0)));
     let body = order_body(json!([{"sku": "tent", "qty": 2}]));
     let first = web.order("k", &body).expect(201);
-    let units = |c: &Client| {
-        let s = stock(c, "tent", None);
-        (
-            s["reserved"].as_u64(),
-            s["allocated"].as_u64(),
-            s["available"].as_u64(),
-        )
-    };
-    assert_eq!(units(&c), (Some(0), Some(2), Some(2)));
+    assert_eq!(units(&c, "tent", None), (0, 2, 2));
 
     // While stock remains, a retry takes units on its way to the writer, which
     // answers the first order: the units come back.
     assert_eq!(web.order("k", &body).expect(200)["id"], first["id"]);
-    assert_eq!(units(&c), (Some(0), Some(2), Some(2)));
+    assert_eq!(units(&c, "tent", None), (0, 2, 2));
 
     // The last units go to another order.
     web.order("k-other", &body).expect(201);
-    assert_eq!(units(&c), (Some(0), Some(4), Some(0)));
+    assert_eq!(units(&c, "tent", None), (0, 4, 0));
 
     // The first request spaced and ordered differently, with no unit left to take:
     // still its order, and nothing moves.
@@ -454,7 +422,7 @@ fn a_retry_is_answered_with_its_order_even_once_the_stock_is_gone() {
         )
         .expect(200);
     assert_eq!(again["id"], first["id"]);
-    assert_eq!(units(&c), (Some(0), Some(4), Some(0)));
+    assert_eq!(units(&c, "tent", None), (0, 4, 0));
     // A new key for the same lines finds no stock.
     web.order("k-third", &body)
         .problem(409, "insufficient-stock");
@@ -507,13 +475,5 @@ fn a_retry_is_answered_from_the_store_while_the_writer_is_full() {
         let _ = f.join().unwrap();
     }
     // Neither the refused order nor the retry kept any units.
-    let s = stock(&c, "tent", None);
-    assert_eq!(
-        (
-            s["reserved"].as_u64(),
-            s["allocated"].as_u64(),
-            s["available"].as_u64()
-        ),
-        (Some(0), Some(2), Some(8))
-    );
+    assert_eq!(units(&c, "tent", None), (0, 2, 8));
 }

@@ -43,6 +43,19 @@ fn fulfillment_of<'a>(order: &'a Value, supplier: &str) -> &'a Value {
         .unwrap()
 }
 
+/// Supplier `acme` (webhooks to `url`) with 5 units of SKU `x`, and one order for
+/// one of them; returns acme's webhook secret.
+fn acme_with_one_order(c: &Client, url: &str) -> String {
+    let secret = add_supplier(c, "acme", url, "alert");
+    add_sku(c, "x", &[("acme", 10, 5)]);
+    order(
+        &c.with_token(Some(&web_key(c))),
+        "k",
+        json!([{"sku": "x", "qty": 1}]),
+    );
+    secret
+}
+
 #[test]
 fn three_lines_over_two_suppliers_make_two_signed_fulfillments() {
     let (a, b) = (FakeReceiver::start(&[]), FakeReceiver::start(&[]));
@@ -501,13 +514,7 @@ fn a_receiver_failing_twice_gets_the_event_once_with_attempts_recorded() {
     let a = FakeReceiver::start(&[500, 503]);
     let d = InProc::start();
     let c = d.client();
-    let secret = add_supplier(&c, "acme", &a.url, "alert");
-    add_sku(&c, "x", &[("acme", 10, 5)]);
-    order(
-        &c.with_token(Some(&web_key(&c))),
-        "k",
-        json!([{"sku": "x", "qty": 1}]),
-    );
+    let secret = acme_with_one_order(&c, &a.url);
     let first = a.wait_for(1);
     let attempts = |n: u64| {
         eventually(
@@ -571,13 +578,7 @@ fn a_gone_receiver_fails_the_delivery_and_an_operator_retry_revives_it() {
     let a = FakeReceiver::start(&[410]);
     let d = InProc::start();
     let c = d.client();
-    add_supplier(&c, "acme", &a.url, "alert");
-    add_sku(&c, "x", &[("acme", 10, 5)]);
-    order(
-        &c.with_token(Some(&web_key(&c))),
-        "k",
-        json!([{"sku": "x", "qty": 1}]),
-    );
+    acme_with_one_order(&c, &a.url);
     eventually(Duration::from_secs(10), "the delivery to fail", || {
         deliveries(&c, "failed").len() == 1
     });
@@ -609,13 +610,7 @@ fn a_receiver_down_across_a_restart_still_gets_the_event() {
     let url = format!("http://127.0.0.1:{port}/hooks");
     let d = Daemon::start();
     let c = d.client();
-    let secret = add_supplier(&c, "acme", &url, "alert");
-    add_sku(&c, "x", &[("acme", 10, 5)]);
-    order(
-        &c.with_token(Some(&web_key(&c))),
-        "k",
-        json!([{"sku": "x", "qty": 1}]),
-    );
+    let secret = acme_with_one_order(&c, &url);
     eventually(Duration::from_secs(10), "a failed attempt", || {
         deliveries(&c, "pending")
             .first()
@@ -644,13 +639,7 @@ fn a_graceful_stop_records_the_webhook_in_flight_so_it_is_not_sent_twice() {
     acme.hold_answers();
     let mut d = Daemon::start();
     let c = d.client();
-    add_supplier(&c, "acme", &acme.url, "alert");
-    add_sku(&c, "x", &[("acme", 10, 5)]);
-    order(
-        &c.with_token(Some(&web_key(&c))),
-        "k",
-        json!([{"sku": "x", "qty": 1}]),
-    );
+    acme_with_one_order(&c, &acme.url);
     acme.wait_for(1); // Sent; its answer is held.
     let base = d.base.clone();
     let stopping = std::thread::spawn(move || {

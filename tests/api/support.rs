@@ -448,6 +448,17 @@ pub fn stock(c: &Client, sku: &str, channel: Option<&str>) -> Value {
     c.get(&format!("/v1/stock/{sku}{q}")).expect(200)
 }
 
+/// A SKU's (reserved, allocated, available), as `GET /v1/stock` shows them.
+pub fn units(c: &Client, sku: &str, channel: Option<&str>) -> (u64, u64, u64) {
+    let s = stock(c, sku, channel);
+    let n = |field: &str| {
+        s[field]
+            .as_u64()
+            .unwrap_or_else(|| panic!("stock has no {field}: {s}"))
+    };
+    (n("reserved"), n("allocated"), n("available"))
+}
+
 pub fn event_count(c: &Client) -> usize {
     let mut after = 0;
     let mut n = 0;
