@@ -847,6 +847,23 @@ async fn connect(client: &Client, deadline: Instant) -> Result<Connection, Strin
         .map_err(|e| format!("cannot connect to {}: {e}", client.addr))
 }
 
+/// PUTs `body` to `path` and returns the answer's `field` if the PUT created the
+/// resource: a secret the daemon shows only then.
+async fn put_shown_once(
+    client: &Client,
+    connection: &mut Connection,
+    deadline: Instant,
+    (path, body, field): (&str, Value, &str),
+) -> Result<Option<String>, String> {
+    let (status, answer) =
+        setup_step(client, connection, deadline, ("PUT", path, Some(body))).await?;
+    Ok(answer
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|_| status == StatusCode::CREATED)
+        .map(str::to_owned))
+}
+
 /// Creates the supplier, SKUs, offers, stock and channel; prints the supplier's
 /// secret and the channel's key when they are new.
 async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), String> {
@@ -858,16 +875,16 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
         "sla": {"ack_within_s": 14_400, "ship_within_s": 172_800,
                 "deliver_within_s": 604_800},
     });
-    let (status, answer) = setup_step(
+    let secret = put_shown_once(
         client,
         &mut connection,
         deadline,
-        ("PUT", &supplier_path, Some(supplier)),
+        (&supplier_path, supplier, "webhook_secret"),
     )
     .await?;
-    match answer.get("webhook_secret").and_then(Value::as_str) {
-        Some(secret) if status == StatusCode::CREATED => println!("supplier_secret={secret}"),
-        _ => eprintln!(
+    match secret {
+        Some(secret) => println!("supplier_secret={secret}"),
+        None => eprintln!(
             "setup: supplier {SUPPLIER} already existed and was updated; its webhook_secret \
              is shown only when it is created or on POST {supplier_path}/rotate-secret"
         ),
@@ -905,16 +922,16 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
 
     let channel_path = format!("/v1/channels/{}", path_segment(&args.channel));
     let body = json!({"name": format!("Load channel {}", args.channel)});
-    let (status, answer) = setup_step(
+    let key = put_shown_once(
         client,
         &mut connection,
         deadline,
-        ("PUT", &channel_path, Some(body)),
+        (&channel_path, body, "api_key"),
     )
     .await?;
-    match answer.get("api_key").and_then(Value::as_str) {
-        Some(key) if status == StatusCode::CREATED => println!("api_key={key}"),
-        _ => eprintln!(
+    match key {
+        Some(key) => println!("api_key={key}"),
+        None => eprintln!(
             "setup: channel {:?} already existed and was updated; its api_key is shown \
              only when it is created (use the key from then, or another --channel)",
             args.channel

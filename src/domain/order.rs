@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{TEXT_LEN_MAX, check_text};
-use crate::clock::Millis;
+use crate::clock::{Millis, format_rfc3339};
 use crate::problem::Problem;
 
 /// Most units of one SKU on one line.
@@ -216,6 +216,25 @@ pub struct Fulfillment {
     pub delivered_at_ms: Option<Millis>,
     /// Why it ended without shipping (rejection reason, timeout, cancellation).
     pub ended_reason: Option<String>,
+}
+
+/// A fulfillment's SLA deadlines as timestamps: what its answers and its
+/// `fulfillment.created` webhook show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deadlines {
+    pub ack_by: String,
+    pub ship_by: String,
+    pub deliver_by: String,
+}
+
+impl Fulfillment {
+    pub fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            ack_by: format_rfc3339(self.ack_by_ms),
+            ship_by: format_rfc3339(self.ship_by_ms),
+            deliver_by: format_rfc3339(self.deliver_by_ms),
+        }
+    }
 }
 
 /// A step a supplier (or the operator) asks a fulfillment to take.

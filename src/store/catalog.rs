@@ -106,8 +106,9 @@ pub fn sku(tx: &Tx<'_>, id: &str) -> Result<Option<Arc<Sku>>, Problem> {
     })
 }
 
-pub fn get_supplier(tx: &Tx<'_>, id: &str) -> Result<Option<Supplier>, Problem> {
-    decode_opt(tx.t.suppliers.get(id)?)
+/// A supplier to change: its own copy of what this transaction sees.
+fn get_supplier(tx: &Tx<'_>, id: &str) -> Result<Option<Supplier>, Problem> {
+    Ok(supplier(tx, id)?.map(Arc::unwrap_or_clone))
 }
 
 fn require_supplier(tx: &Tx<'_>, id: &str) -> Result<Supplier, Problem> {

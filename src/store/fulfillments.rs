@@ -13,11 +13,10 @@ use serde_json::{Value, json};
 use super::catalog::{decode_opt, refresh_totals};
 use super::orders::{allocate, build_fulfillments, load_candidates, save_order};
 use super::{Tx, codec, outbox};
-use crate::clock::format_rfc3339;
 use crate::domain::routing::{self, Routing};
 use crate::domain::{
-    Address, DeliveryBody, Fulfillment, FulfillmentLine, Order, Position, Receiver, Step,
-    StepOutcome, Tracking, Want,
+    Address, Deadlines, DeliveryBody, Fulfillment, FulfillmentLine, Order, Position, Receiver,
+    Step, StepOutcome, Tracking, Want,
 };
 use crate::live::Live;
 use crate::problem::Problem;
@@ -248,13 +247,6 @@ pub(super) struct Created<'a> {
     deadlines: Deadlines,
 }
 
-#[derive(Serialize)]
-struct Deadlines {
-    ack_by: String,
-    ship_by: String,
-    deliver_by: String,
-}
-
 /// The data of `f`'s `fulfillment.created`: only what is fixed when it is made.
 pub(super) fn created<'a>(order: &'a Order, f: &'a Fulfillment) -> Created<'a> {
     Created {
@@ -262,11 +254,7 @@ pub(super) fn created<'a>(order: &'a Order, f: &'a Fulfillment) -> Created<'a> {
         order: &order.id,
         lines: &f.lines,
         ship_to: &order.ship_to,
-        deadlines: Deadlines {
-            ack_by: format_rfc3339(f.ack_by_ms),
-            ship_by: format_rfc3339(f.ship_by_ms),
-            deliver_by: format_rfc3339(f.deliver_by_ms),
-        },
+        deadlines: f.deadlines(),
     }
 }
 

@@ -123,7 +123,7 @@ pub struct SendResult {
 }
 
 /// Records an attempt: delivered on a 2xx, else scheduled again or failed.
-pub fn record_attempt(
+fn record_attempt(
     tx: &mut Tx<'_>,
     live: &Arc<Live>,
     id: &str,

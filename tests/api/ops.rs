@@ -315,12 +315,7 @@ fn ctl_runs_orders_fulfillments_and_deliveries() {
     add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
     add_supplier(&c, "bolt", "http://127.0.0.1:9/h", "alert");
     add_sku(&c, "x", &[("acme", 10, 5), ("bolt", 20, 5)]);
-    let key = c
-        .put("/v1/channels/web", &json!({"name": "Web"}))
-        .expect(201)["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = web_key(&c);
     let order = c
         .with_token(Some(&key))
         .order(

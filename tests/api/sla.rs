@@ -40,12 +40,7 @@ fn supplier(c: &Client, id: &str, url: &str, on_ack_timeout: &str) -> String {
 
 fn place(c: &Client, key: &str) -> Value {
     let web = match c.get("/v1/channels/web").status {
-        404 => c
-            .put("/v1/channels/web", &json!({"name": "Web"}))
-            .expect(201)["api_key"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+        404 => web_key(c),
         _ => panic!("place() makes the channel once; pass orders through one client"),
     };
     c.with_token(Some(&web))
@@ -261,13 +256,7 @@ fn the_scorecard_adds_up_a_scripted_history() {
     let c = d.client();
     let secret = supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
     add_sku(&c, "x", &[("acme", 10, 50)]);
-    let web = c
-        .put("/v1/channels/web", &json!({"name": "Web"}))
-        .expect(201)["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let web = c.with_token(Some(&web));
+    let web = c.with_token(Some(&web_key(&c)));
     let mut ids: Vec<Value> = Vec::new();
     // Moves the manual clock to `t_s` seconds after T0 (time only goes forward).
     let at = |t_s: u64| d.clock.advance_ms(T0_MS + t_s * 1000 - d.clock.now_ms());

@@ -448,6 +448,31 @@ pub fn stock(c: &Client, sku: &str, channel: Option<&str>) -> Value {
     c.get(&format!("/v1/stock/{sku}{q}")).expect(200)
 }
 
+/// Creates the channel `web` (no buffer); returns its api key.
+pub fn web_key(c: &Client) -> String {
+    c.put("/v1/channels/web", &json!({"name": "Web"}))
+        .expect(201)["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// How many items the first page of a list endpoint holds.
+pub fn listed(c: &Client, path: &str) -> usize {
+    c.get(path).expect(200)["items"].as_array().unwrap().len()
+}
+
+/// The `type` of each event in an order's timeline, oldest first.
+pub fn order_event_types(c: &Client, order_id: &str) -> Vec<String> {
+    let timeline = c.get(&format!("/v1/orders/{order_id}/events")).expect(200);
+    timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// A SKU's (reserved, allocated, available), as `GET /v1/stock` shows them.
 pub fn units(c: &Client, sku: &str, channel: Option<&str>) -> (u64, u64, u64) {
     let s = stock(c, sku, channel);

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use crate::clock::format_rfc3339;
 use crate::domain::{
-    Address, Channel, Customer, Delivery, Event, Fulfillment, Offer, Order, Sku, Supplier, Tracking,
+    Address, Channel, Customer, Deadlines, Delivery, Event, Fulfillment, Offer, Order, Sku,
+    Supplier, Tracking,
 };
 
 pub fn supplier(s: &Supplier, show_secret: bool) -> Value {
@@ -104,13 +105,6 @@ struct FulfillmentLineView<'a> {
     qty: u32,
 }
 
-#[derive(Serialize)]
-struct Deadlines {
-    ack_by: String,
-    ship_by: String,
-    deliver_by: String,
-}
-
 fn fulfillment(f: &Fulfillment) -> FulfillmentView<'_> {
     FulfillmentView {
         id: &f.id,
@@ -125,11 +119,7 @@ fn fulfillment(f: &Fulfillment) -> FulfillmentView<'_> {
                 qty: l.qty,
             })
             .collect(),
-        deadlines: Deadlines {
-            ack_by: format_rfc3339(f.ack_by_ms),
-            ship_by: format_rfc3339(f.ship_by_ms),
-            deliver_by: format_rfc3339(f.deliver_by_ms),
-        },
+        deadlines: f.deadlines(),
         reason: f.ended_reason.as_deref(),
         tracking: f.tracking.as_ref(),
     }
