@@ -847,21 +847,45 @@ async fn connect(client: &Client, deadline: Instant) -> Result<Connection, Strin
         .map_err(|e| format!("cannot connect to {}: {e}", client.addr))
 }
 
-/// PUTs `body` to `path` and returns the answer's `field` if the PUT created the
-/// resource: a secret the daemon shows only then.
+/// A secret the daemon shows only when a PUT creates its resource: what to PUT,
+/// the answer's field that holds it, the name it is printed under, and how else
+/// to get it when the resource existed already.
+struct ShownOnce<'a> {
+    path: &'a str,
+    body: Value,
+    field: &'a str,
+    printed_as: &'a str,
+    otherwise: &'a str,
+}
+
+/// PUTs the resource and prints its secret as `printed_as=…` on stdout if the PUT
+/// created it; otherwise says on stderr why there is none to print.
 async fn put_shown_once(
     client: &Client,
     connection: &mut Connection,
     deadline: Instant,
-    (path, body, field): (&str, Value, &str),
-) -> Result<Option<String>, String> {
-    let (status, answer) =
-        setup_step(client, connection, deadline, ("PUT", path, Some(body))).await?;
-    Ok(answer
-        .get(field)
+    put: ShownOnce<'_>,
+) -> Result<(), String> {
+    let (status, answer) = setup_step(
+        client,
+        connection,
+        deadline,
+        ("PUT", put.path, Some(put.body)),
+    )
+    .await?;
+    let shown = answer
+        .get(put.field)
         .and_then(Value::as_str)
-        .filter(|_| status == StatusCode::CREATED)
-        .map(str::to_owned))
+        .filter(|_| status == StatusCode::CREATED);
+    match shown {
+        Some(secret) => println!("{}={secret}", put.printed_as),
+        None => eprintln!(
+            "setup: {} already existed and was updated; its {} is shown only when it is \
+             created ({})",
+            put.path, put.field, put.otherwise
+        ),
+    }
+    Ok(())
 }
 
 /// Creates the supplier, SKUs, offers, stock and channel; prints the supplier's
@@ -875,20 +899,15 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
         "sla": {"ack_within_s": 14_400, "ship_within_s": 172_800,
                 "deliver_within_s": 604_800},
     });
-    let secret = put_shown_once(
-        client,
-        &mut connection,
-        deadline,
-        (&supplier_path, supplier, "webhook_secret"),
-    )
-    .await?;
-    match secret {
-        Some(secret) => println!("supplier_secret={secret}"),
-        None => eprintln!(
-            "setup: supplier {SUPPLIER} already existed and was updated; its webhook_secret \
-             is shown only when it is created or on POST {supplier_path}/rotate-secret"
-        ),
-    }
+    let rotate = format!("or on POST {supplier_path}/rotate-secret");
+    let put = ShownOnce {
+        path: &supplier_path,
+        body: supplier,
+        field: "webhook_secret",
+        printed_as: "supplier_secret",
+        otherwise: &rotate,
+    };
+    put_shown_once(client, &mut connection, deadline, put).await?;
     let mut steps: Vec<(&str, String, Option<Value>)> =
         vec![("POST", format!("{supplier_path}/approve"), None)];
     for i in 0..skus {
@@ -922,21 +941,14 @@ async fn setup(client: &Client, args: &Args, deadline: Instant) -> Result<(), St
 
     let channel_path = format!("/v1/channels/{}", path_segment(&args.channel));
     let body = json!({"name": format!("Load channel {}", args.channel)});
-    let key = put_shown_once(
-        client,
-        &mut connection,
-        deadline,
-        (&channel_path, body, "api_key"),
-    )
-    .await?;
-    match key {
-        Some(key) => println!("api_key={key}"),
-        None => eprintln!(
-            "setup: channel {:?} already existed and was updated; its api_key is shown \
-             only when it is created (use the key from then, or another --channel)",
-            args.channel
-        ),
-    }
+    let put = ShownOnce {
+        path: &channel_path,
+        body,
+        field: "api_key",
+        printed_as: "api_key",
+        otherwise: "use the key from then, or another --channel",
+    };
+    put_shown_once(client, &mut connection, deadline, put).await?;
     Ok(())
 }
 
