@@ -133,7 +133,8 @@ fn garbage_ids_are_unknown() {
         "ord_01ARZ3NDEKTSV4RRFFQ69G5FAV",
         "res_7ZZZZZZZZZZZZZZZZZZZZZZZZZ",
     ] {
-        let unknown = HoldId::parse(id).is_none_or(|h| t.claim(h, None, 0).is_err());
+        let unknown =
+            HoldId::parse(id).is_none_or(|h| t.claim(h, None, 0) == Err(ClaimError::Unknown));
         assert!(unknown, "{id}");
     }
     // A well-formed id naming no live hold, or a slot out of range.

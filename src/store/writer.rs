@@ -332,13 +332,21 @@ mod tests {
     #[test]
     fn a_refused_command_leaves_nothing_and_others_land() {
         let (_dir, store, writer) = writer();
-        let refused =
-            writer.write_blocking(|_tx| -> Result<(), Problem> { Err(Problem::invalid("no")) });
+        let effect_ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = effect_ran.clone();
+        let refused = writer.write_blocking(move |tx| -> Result<(), Problem> {
+            tx.after_commit(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+            Err(Problem::invalid("no"))
+        });
         assert_eq!(refused.unwrap_err().status, 422);
         writer
             .write_blocking(|tx| tx.event("test.kept", "test", "s", json!({})).map(|_| ()))
             .unwrap();
         assert_eq!(event_count(&store), 1);
+        assert!(
+            !effect_ran.load(std::sync::atomic::Ordering::SeqCst),
+            "a refused command's effect ran"
+        );
     }
 
     #[test]
@@ -362,17 +370,19 @@ mod tests {
 
     #[test]
     fn effects_run_after_commit_in_order() {
-        let (_dir, _store, writer) = writer();
+        let (_dir, store, writer) = writer();
+        // (effect, events committed when it ran)
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        for n in 0..3 {
-            let seen = seen.clone();
-            writer
-                .write_blocking(move |tx| {
-                    tx.after_commit(move || seen.lock().unwrap().push(n));
-                    Ok::<_, Problem>(())
-                })
-                .unwrap();
-        }
-        assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2]);
+        let effects_seen = seen.clone();
+        writer
+            .write_blocking(move |tx| {
+                for n in 0..3 {
+                    let (seen, store) = (effects_seen.clone(), store.clone());
+                    tx.after_commit(move || seen.lock().unwrap().push((n, event_count(&store))));
+                }
+                tx.event("test.effects", "test", "s", json!({})).map(|_| ())
+            })
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![(0, 1), (1, 1), (2, 1)]);
     }
 }

@@ -9,11 +9,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-fn order_body(lines: Value) -> Value {
-    json!({"channel": "web", "lines": lines, "customer": {"ref": "cust-42", "email": "a@example.com"},
-        "ship_to": ship_to()})
-}
-
 #[test]
 fn reserve_then_order_moves_units_from_reserved_to_allocated() {
     let d = Daemon::start();

@@ -107,8 +107,6 @@ impl FakeReceiver {
         }
     }
 
-    /// Waits until at least `n` requests arrived (at most 30 s) and returns them all.
-    #[track_caller]
     /// Waits until `n` distinct webhook-ids have arrived and returns the first of
     /// each: delivery is at least once (one sent just before a stop goes out again
     /// after the restart), and a receiver keeps one per webhook-id.
@@ -129,6 +127,8 @@ impl FakeReceiver {
         }
     }
 
+    /// Waits until at least `n` requests arrived (at most 30 s) and returns them all.
+    #[track_caller]
     pub fn wait_for(&self, n: usize) -> Vec<Received> {
         let (lock, cvar) = &*self.state;
         let deadline = Instant::now() + Duration::from_secs(30);

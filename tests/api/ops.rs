@@ -2,6 +2,7 @@
 //! metrics, and a clean exit on SIGTERM.
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -432,18 +433,30 @@ fn silent_connections_are_closed() {
     std::fs::write(&config, "[limits]\nheader_read_timeout_s = 1\n").unwrap();
     let d = Daemon::start_with(dir.path(), &["--config", config.to_str().unwrap()]);
     let mut idle = std::net::TcpStream::connect(d.base.trim_start_matches("http://")).unwrap();
-    idle.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
     let mut buf = [0u8; 64];
     // The server closes its end: a read returns 0 bytes well before our own timeout.
     assert_eq!(idle.read(&mut buf).unwrap(), 0);
 }
 
+/// `ctl sla breaches` lists a real breach, `--open` drops it once a late ack
+/// closes it; `ctl suppliers scorecard` shows the window asked for.
 #[test]
 fn ctl_shows_breaches_and_scorecards() {
-    let d = Daemon::start();
+    const ACK_S: i64 = 3_600;
+    let mut d = Daemon::start();
     let c = d.client();
-    add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
+    let secret = add_supplier_with(&c, "acme", "http://127.0.0.1:9/h", "alert", |body| {
+        body["sla"] = json!({"ack_within_s": ACK_S, "ship_within_s": 2 * ACK_S,
+            "deliver_within_s": 3 * ACK_S});
+    });
+    add_sku(&c, "x", &[("acme", 10, 5)]);
+    let order = c
+        .with_token(Some(&web_key(&c)))
+        .order("k", &order_body(json!([{"sku": "x", "qty": 1}])))
+        .expect(201);
+    let fid = order["fulfillments"][0]["id"].as_str().unwrap().to_owned();
     let (ok, out, _) = ctl(
         &d,
         &[
@@ -459,11 +472,32 @@ fn ctl_shows_breaches_and_scorecards() {
     let card: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (card["window_s"].as_u64(), card["fulfillments"].as_u64()),
-        (Some(3600), Some(0))
+        (Some(3600), Some(1))
     );
-    let (ok, table, _) = ctl(&d, &["sla", "breaches", "--open"]);
-    assert!(ok);
-    assert!(table.starts_with("FULFILLMENT"), "{table}");
-    let (ok, _, err) = ctl(&d, &["suppliers", "scorecard", "nobody"]);
+
+    // Back past ack_by: the deadline fires at start-up.
+    assert!(d.stop().success());
+    let offset_s = ACK_S + 600;
+    let mut later = Daemon::start_with(&d.data, &["--clock-offset-s", &offset_s.to_string()]);
+    let c = later.client();
+    eventually(Duration::from_secs(30), "the ack breach", || {
+        listed(&c, "/v1/sla/breaches?open=true") == 1
+    });
+    let (ok, open, _) = ctl(&later, &["sla", "breaches", "--open"]);
+    assert!(
+        ok && open.starts_with("FULFILLMENT") && open.contains(&fid),
+        "{open}"
+    );
+    let ack = json!({"type": "fulfillment.acknowledged", "data": {"fulfillment": fid}});
+    supplier_webhook(&c, "acme", &secret, "a1", now_s() + offset_s, &ack).expect(200);
+    let (ok, open, _) = ctl(&later, &["sla", "breaches", "--open"]);
+    assert!(
+        ok && !open.contains(&fid),
+        "a closed breach is not open: {open}"
+    );
+    let (ok, all, _) = ctl(&later, &["sla", "breaches"]);
+    assert!(ok && all.contains(&fid), "{all}");
+    let (ok, _, err) = ctl(&later, &["suppliers", "scorecard", "nobody"]);
     assert!(!ok && err.contains("Not found"), "{err}");
+    assert!(later.stop().success());
 }

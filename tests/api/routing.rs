@@ -9,11 +9,7 @@ use crate::fake::FakeReceiver;
 use crate::support::*;
 
 fn order(c: &Client, key: &str, lines: Value) -> Value {
-    c.order(
-        key,
-        &json!({"channel": "web", "lines": lines, "customer": {"ref": "c"}, "ship_to": ship_to()}),
-    )
-    .expect(201)
+    c.order(key, &order_body(lines)).expect(201)
 }
 
 /// A daemon whose operator alerts go to a fake endpoint.
@@ -656,23 +652,14 @@ fn a_graceful_stop_records_the_webhook_in_flight_so_it_is_not_sent_twice() {
 /// pruning that bounds the table forgets only older ones.
 #[test]
 fn webhook_ids_are_kept_seven_days_then_pruned() {
-    use marketd::clock::Clock;
     let d = InProc::start();
     let c = d.client();
     let secret = add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
     add_sku(&c, "x", &[("acme", 10, 0)]);
     let send = |n: i64| {
-        let now_s = (d.clock.now_ms() / 1000) as i64;
-        supplier_webhook(
-            &c,
-            "acme",
-            &secret,
-            "w-1",
-            now_s,
-            &json!({"type": "stock.updated",
-            "data": {"items": [{"supplier_sku": "acme-x", "on_hand": n}]}}),
-        )
-        .expect(200)["status"]
+        let items = json!({"items": [{"supplier_sku": "acme-x", "on_hand": n}]});
+        d.supplier_webhook(&c, ("acme", &secret), "w-1", "stock.updated", items)
+            .expect(200)["status"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -697,7 +684,6 @@ fn webhook_ids_are_kept_seven_days_then_pruned() {
 /// After a rotation the old secret is accepted for a day, then no more.
 #[test]
 fn a_rotated_out_secret_works_for_a_day() {
-    use marketd::clock::Clock;
     let d = InProc::start();
     let c = d.client();
     let old = add_supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
@@ -707,22 +693,16 @@ fn a_rotated_out_secret_works_for_a_day() {
         .unwrap()
         .to_owned();
     let send = |secret: &str, id: &str| {
-        let now_s = (d.clock.now_ms() / 1000) as i64;
-        supplier_webhook(
-            &c,
-            "acme",
-            secret,
-            id,
-            now_s,
-            &json!({"type": "stock.updated",
-            "data": {"items": [{"supplier_sku": "acme-x", "on_hand": 1}]}}),
-        )
+        let items = json!({"items": [{"supplier_sku": "acme-x", "on_hand": 1}]});
+        d.supplier_webhook(&c, ("acme", secret), id, "stock.updated", items)
     };
     send(&old, "a").expect(200);
     send(&new, "b").expect(200);
-    d.clock.advance_ms(24 * 3600 * 1000);
-    send(&old, "c").problem(401, "unauthorized");
-    send(&new, "d").expect(200);
+    d.clock.advance_ms(24 * 3600 * 1000 - 1);
+    send(&old, "c").expect(200);
+    d.clock.advance_ms(1);
+    send(&old, "d").problem(401, "unauthorized");
+    send(&new, "e").expect(200);
 }
 
 /// Delivered webhooks are forgotten after seven days; failed ones stay for the

@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use marketd::clock::ManualClock;
+use marketd::clock::{Clock, ManualClock};
 use marketd::config::Config;
 use marketd::server::App;
 use serde_json::{Value, json};
@@ -373,6 +373,20 @@ impl InProc {
     pub fn client(&self) -> Client {
         Client::new(&self.base, Some(&self.token))
     }
+
+    /// A signed inbound webhook from `supplier`, stamped with this daemon's clock.
+    pub fn supplier_webhook(
+        &self,
+        c: &Client,
+        (supplier, secret): (&str, &str),
+        id: &str,
+        kind: &str,
+        data: Value,
+    ) -> Resp {
+        let now_s = (self.clock.now_ms() / 1000) as i64;
+        let body = json!({"type": kind, "data": data});
+        supplier_webhook(c, supplier, secret, id, now_s, &body)
+    }
 }
 
 impl Drop for InProc {
@@ -395,6 +409,12 @@ pub fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool)
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// An order body for channel `web` with these lines.
+pub fn order_body(lines: Value) -> Value {
+    json!({"channel": "web", "lines": lines,
+        "customer": {"ref": "cust-42", "email": "a@example.com"}, "ship_to": ship_to()})
 }
 
 pub fn supplier_body(name: &str) -> Value {
@@ -501,9 +521,21 @@ pub fn event_count(c: &Client) -> usize {
 
 /// Creates and approves supplier `id` whose webhooks go to `url`; returns its secret.
 pub fn add_supplier(c: &Client, id: &str, url: &str, on_ack_timeout: &str) -> String {
+    add_supplier_with(c, id, url, on_ack_timeout, |_| {})
+}
+
+/// [`add_supplier`] with the body changed by `tweak` before it is sent.
+pub fn add_supplier_with(
+    c: &Client,
+    id: &str,
+    url: &str,
+    on_ack_timeout: &str,
+    tweak: impl FnOnce(&mut Value),
+) -> String {
     let mut body = supplier_body(id);
     body["webhook_url"] = json!(url);
     body["on_ack_timeout"] = json!(on_ack_timeout);
+    tweak(&mut body);
     let created = c.put(&format!("/v1/suppliers/{id}"), &body).expect(201);
     c.post_empty(&format!("/v1/suppliers/{id}/approve"))
         .expect(200);
