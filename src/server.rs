@@ -14,7 +14,9 @@ use crate::http;
 use crate::http::endpoint::ROUTES;
 use crate::live::Live;
 use crate::metrics::HttpMetrics;
+use crate::problem::Problem;
 use crate::secret;
+use crate::store::Tx;
 use crate::store::{Store, Writer};
 
 /// The operator token's file inside the data directory.
@@ -179,33 +181,41 @@ async fn prune_old_records(app: Arc<App>) {
     let mut tick = tokio::time::interval(Duration::from_secs(PRUNE_INTERVAL_S));
     loop {
         tick.tick().await;
-        prune_until_done(&app, "webhook ids", crate::store::webhooks::prune).await;
-        prune_until_done(
-            &app,
-            "delivered deliveries",
-            crate::store::outbox::prune_delivered,
-        )
-        .await;
+        prune_until_done(&app, "webhook ids", (), prune_webhook_ids).await;
+        let from_oldest = String::new();
+        let prune_delivered = crate::store::outbox::prune_delivered;
+        prune_until_done(&app, "delivered deliveries", from_oldest, prune_delivered).await;
     }
 }
 
-/// Runs a pruning command while it comes back with whole batches, so pruning keeps
-/// up with any rate of new records.
-async fn prune_until_done(
-    app: &App,
-    what: &str,
-    prune: fn(&mut crate::store::Tx<'_>, usize) -> Result<usize, crate::problem::Problem>,
-) {
+/// A pruning command: looks at up to a batch of records from `cursor` on and says
+/// where the next batch starts, or `None` when nothing past the retention is left.
+type Prune<C> = fn(&mut Tx<'_>, C, usize) -> Result<Option<C>, Problem>;
+
+/// Runs a pruning command batch after batch until it is done, so pruning keeps up
+/// with any rate of new records and each command stays bounded.
+async fn prune_until_done<C: Send + 'static>(app: &App, what: &str, start: C, prune: Prune<C>) {
+    let mut cursor = start;
     loop {
-        match app.writer.write(move |tx| prune(tx, PRUNE_BATCH_MAX)).await {
-            Ok(n) if n == PRUNE_BATCH_MAX => continue,
-            Ok(_) => return,
+        match app
+            .writer
+            .write(move |tx| prune(tx, cursor, PRUNE_BATCH_MAX))
+            .await
+        {
+            Ok(Some(next)) => cursor = next,
+            Ok(None) => return,
             Err(p) => {
                 tracing::warn!(detail = %p.detail, "could not prune old {what}");
                 return;
             }
         }
     }
+}
+
+/// Webhook-ids are forgotten oldest first, every one looked at: a whole batch
+/// means there may be more.
+fn prune_webhook_ids(tx: &mut Tx<'_>, _: (), max: usize) -> Result<Option<()>, Problem> {
+    Ok((crate::store::webhooks::prune(tx, max)? == max).then_some(()))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called,

@@ -3,6 +3,7 @@
 //! rolled-back one never does. The dispatcher sends what is due and records each
 //! attempt back here.
 
+use std::ops::Bound;
 use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable};
@@ -241,12 +242,19 @@ pub fn retry_now(tx: &mut Tx<'_>, live: &Arc<Live>, id: &str) -> Result<Delivery
 pub const DELIVERED_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// Forgets delivered deliveries made before the retention, looking at up to `max`
-/// of the oldest records (ids sort by creation). Pending and failed ones stay.
-/// Returns how many it forgot.
-pub fn prune_delivered(tx: &mut Tx<'_>, max: usize) -> Result<usize, Problem> {
+/// records after id `after` (ids sort by creation). Pending and failed ones stay,
+/// so the next look starts past them: returns the id to go on after, or `None`
+/// once it reached records inside the retention or the end.
+pub fn prune_delivered(
+    tx: &mut Tx<'_>,
+    after: String,
+    max: usize,
+) -> Result<Option<String>, Problem> {
     let cutoff_ms = tx.now_ms.saturating_sub(DELIVERED_RETENTION_MS);
     let mut gone = Vec::new();
-    for entry in tx.t.outbox.range::<&str>(..)?.take(max) {
+    let mut resume_after = None;
+    let range = (Bound::Excluded(after.as_str()), Bound::Unbounded);
+    for (i, entry) in tx.t.outbox.range::<&str>(range)?.take(max).enumerate() {
         let (k, v) = entry?;
         let d: Delivery = codec::decode(v.value())?;
         if d.created_at_ms > cutoff_ms {
@@ -255,9 +263,12 @@ pub fn prune_delivered(tx: &mut Tx<'_>, max: usize) -> Result<usize, Problem> {
         if d.status == DeliveryStatus::Delivered {
             gone.push(k.value().to_owned());
         }
+        if i + 1 == max {
+            resume_after = Some(k.value().to_owned());
+        }
     }
     for id in &gone {
         tx.t.outbox.remove(id.as_str())?;
     }
-    Ok(gone.len())
+    Ok(resume_after)
 }

@@ -716,24 +716,36 @@ fn delivered_records_are_pruned_after_seven_days_and_failed_ones_kept() {
     add_supplier(&c, "bolt", &b.url, "alert");
     add_sku(&c, "x", &[("acme", 10, 5)]);
     add_sku(&c, "y", &[("bolt", 10, 5)]);
-    order(
-        &c.with_token(Some(&web_key(&c))),
-        "k",
-        json!([{"sku": "x", "qty": 1}, {"sku": "y", "qty": 1}]),
-    );
+    // The failed delivery is made first, so it sorts before the delivered one.
+    let web = c.with_token(Some(&web_key(&c)));
+    order(&web, "k1", json!([{"sku": "y", "qty": 1}]));
+    d.clock.advance_ms(1);
+    order(&web, "k2", json!([{"sku": "x", "qty": 1}]));
     eventually(Duration::from_secs(10), "one delivered, one failed", || {
         deliveries(&c, "delivered").len() == 1 && deliveries(&c, "failed").len() == 1
     });
+    // One record per command, each going on after the last: the failed one, kept,
+    // must not stop the look at what follows it.
     let prune = || {
-        d.app
-            .writer
-            .write_blocking(|tx| marketd::store::outbox::prune_delivered(tx, 100))
-            .unwrap()
+        let mut after = String::new();
+        for _ in 0..3 {
+            let next = d
+                .app
+                .writer
+                .write_blocking(move |tx| marketd::store::outbox::prune_delivered(tx, after, 1))
+                .unwrap();
+            match next {
+                Some(id) => after = id,
+                None => return,
+            }
+        }
+        panic!("pruning two deliveries did not finish");
     };
     d.clock.advance_ms(7 * 24 * 3600 * 1000 - 1);
-    assert_eq!(prune(), 0);
+    prune();
+    assert_eq!(deliveries(&c, "delivered").len(), 1);
     d.clock.advance_ms(1);
-    assert_eq!(prune(), 1);
+    prune();
     assert!(deliveries(&c, "delivered").is_empty());
     assert_eq!(deliveries(&c, "failed").len(), 1);
     let metrics = c.with_token(None).get("/metrics").expect(200);
