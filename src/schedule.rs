@@ -17,6 +17,9 @@ use crate::clock::Millis;
 /// (deadline, fulfillment id, stage).
 pub type DeadlineKey = (Millis, String, u8);
 
+/// A limit below every deadline: the schedule knows nothing of the store.
+const KNOWS_NOTHING: DeadlineKey = (0, String::new(), 0);
+
 pub struct DeadlineSchedule {
     inner: Mutex<Inner>,
     capacity: usize,
@@ -41,7 +44,7 @@ impl DeadlineSchedule {
         Self {
             inner: Mutex::new(Inner {
                 set: BTreeSet::new(),
-                limit: Some((0, String::new(), 0)),
+                limit: Some(KNOWS_NOTHING),
                 refilling: false,
                 evicted_while_refilling: None,
             }),
@@ -133,6 +136,17 @@ impl DeadlineSchedule {
         };
         inner.refilling = false;
         self.trim(&mut inner);
+        // What was added during the read at or past the new limit is in the store
+        // too; kept here, it would stand in for the earlier ones only the store has.
+        if let Some(limit) = inner.limit.clone() {
+            inner.set.split_off(&limit);
+        }
+    }
+
+    /// Ends a refill whose read failed: nothing was learnt, so everything is left
+    /// to the next one.
+    pub fn abort_refill(&self) {
+        self.refill(Vec::new(), Some(KNOWS_NOTHING));
     }
 
     pub fn capacity(&self) -> usize {
@@ -186,6 +200,29 @@ mod tests {
         // A new deadline far out while the set is empty and 20 is in the store only.
         s.add(k(99));
         assert!(s.is_empty(), "99 is past the limit; 20 must come first");
+        assert!(s.needs_refill());
+    }
+
+    #[test]
+    fn deadlines_added_during_a_refill_past_its_limit_wait_for_the_next() {
+        let s = DeadlineSchedule::new(4);
+        s.begin_refill();
+        s.add(k(99)); // committed during the read, later than what the read left out
+        s.refill(vec![k(10)], Some(k(20)));
+        assert_eq!(s.take_due(u64::MAX, 10), vec![k(10)]);
+        assert!(
+            s.needs_refill(),
+            "20, only in the store, must come before 99"
+        );
+    }
+
+    #[test]
+    fn a_failed_refill_leaves_everything_to_the_next() {
+        let s = DeadlineSchedule::new(4);
+        s.begin_refill();
+        s.add(k(99));
+        s.abort_refill();
+        assert!(s.is_empty());
         assert!(s.needs_refill());
     }
 

@@ -23,9 +23,19 @@ pub const IDLE_WAKE_MS: u64 = 250;
 pub async fn run(app: Arc<App>) {
     let schedule = &app.live.deadlines;
     loop {
-        if schedule.needs_refill()
-            && let Err(p) = refill(&app)
-        {
+        // The read takes up to 65,536 entries: off the runtime's worker threads.
+        let refilled = if schedule.needs_refill() {
+            let app = app.clone();
+            tokio::task::spawn_blocking(move || refill(&app))
+                .await
+                .unwrap_or_else(|e| {
+                    schedule.abort_refill();
+                    Err(Problem::internal(format!("the refill failed: {e}")))
+                })
+        } else {
+            Ok(())
+        };
+        if let Err(p) = refilled {
             tracing::error!(detail = %p.detail, "cannot read the deadline index");
             tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)).await;
             continue;
@@ -61,8 +71,7 @@ fn refill(app: &App) -> Result<(), Problem> {
             Ok(())
         }
         Err(p) => {
-            // Nothing was learnt: everything stays unknown, to be read again.
-            schedule.refill(Vec::new(), Some((0, String::new(), 0)));
+            schedule.abort_refill();
             Err(p)
         }
     }
