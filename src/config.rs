@@ -134,27 +134,39 @@ impl Config {
             )));
         }
         let l = &self.limits;
-        let positive = [
-            ("write_queue_max", l.write_queue_max),
-            ("write_batch_max", l.write_batch_max),
-            ("reservations_max", l.reservations_max),
-            ("skus_max", l.skus_max),
-            ("suppliers_max", l.suppliers_max),
-            ("connections_max", l.connections_max),
-            ("lines_max", l.lines_max),
-            ("sweep_slots_per_tick", l.sweep_slots_per_tick),
-            ("deadlines_in_memory_max", l.deadlines_in_memory_max),
-            ("header_read_timeout_s", l.header_read_timeout_s as usize),
+        // Each limit sizes memory allocated up front or a wait; the upper bounds keep
+        // a typo from asking for terabytes (or overflowing a count) at start-up.
+        let n = |v: usize| v as u64;
+        let ranges = [
+            ("write_queue_max", n(l.write_queue_max), 1, 1 << 24),
+            ("write_batch_max", n(l.write_batch_max), 1, 1 << 20),
+            ("reservations_max", n(l.reservations_max), 1, 1 << 24),
+            ("skus_max", n(l.skus_max), 1, 1 << 24),
+            ("suppliers_max", n(l.suppliers_max), 1, 1 << 20),
+            ("connections_max", n(l.connections_max), 1, 1 << 20),
+            ("lines_max", n(l.lines_max), 1, 1 << 16),
+            (
+                "sweep_slots_per_tick",
+                n(l.sweep_slots_per_tick),
+                1,
+                1 << 24,
+            ),
+            (
+                "deadlines_in_memory_max",
+                n(l.deadlines_in_memory_max),
+                1,
+                1 << 24,
+            ),
+            ("header_read_timeout_s", l.header_read_timeout_s, 1, 3_600),
+            ("drain_timeout_s", l.drain_timeout_s, 0, 3_600),
         ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+        if let Some((name, _, min, max)) = ranges
+            .iter()
+            .find(|(_, v, min, max)| !(min..=max).contains(&v))
+        {
             return Err(ConfigError::Invalid(format!(
-                "limits.{name} must be above 0"
+                "limits.{name} must be from {min} to {max}"
             )));
-        }
-        if l.reservations_max > u32::MAX as usize || l.skus_max > u32::MAX as usize {
-            return Err(ConfigError::Invalid(
-                "limits.reservations_max and limits.skus_max must fit in 32 bits".into(),
-            ));
         }
         if let Some(url) = &self.alerts_url {
             crate::domain::check_url("alerts_url", url)
@@ -203,6 +215,21 @@ mod tests {
         assert!(c.validate().is_err());
         c.currency = "EUR".into();
         c.limits.write_batch_max = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn validate_bounds_every_limit_from_above() {
+        let mut c = Config::default();
+        c.limits.drain_timeout_s = 0; // stop at once: allowed
+        assert!(c.validate().is_ok());
+        c.limits.connections_max = usize::MAX; // more than a semaphore holds
+        let Err(ConfigError::Invalid(why)) = c.validate() else {
+            panic!("a huge connections_max was accepted");
+        };
+        assert!(why.contains("limits.connections_max"), "{why}");
+        c.limits.connections_max = 4_096;
+        c.limits.reservations_max = 1 << 30; // 64 GiB of slots
         assert!(c.validate().is_err());
     }
 }
