@@ -66,11 +66,6 @@ impl Problem {
         self.status == 500
     }
 
-    /// Whether redb itself failed (rather than a record being inconsistent).
-    pub fn is_from_store(&self) -> bool {
-        self.slug == STORE_FAILURE
-    }
-
     pub fn type_uri(&self) -> String {
         format!("/problems/{}", self.slug)
     }

@@ -43,11 +43,9 @@ pub async fn run(app: Arc<App>) {
         let now_ms = app.clock.now_ms();
         let due = schedule.take_due(now_ms, FIRE_BATCH_MAX);
         if !due.is_empty() {
-            let (live, kept) = (app.live.clone(), due.clone());
-            if let Err(p) = app.writer.write(move |tx| sla::fire(tx, &live, due)).await {
-                tracing::warn!(detail = %p.detail, "could not fire deadlines; will retry");
-                kept.into_iter().for_each(|k| schedule.add(k));
-                tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)).await;
+            if let Err(p) = fire(&app, due.clone()).await {
+                tracing::warn!(detail = %p.detail, "could not fire deadlines together");
+                fire_one_by_one(&app, due).await;
             }
             continue;
         }
@@ -58,6 +56,35 @@ pub async fn run(app: Arc<App>) {
             () = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
             () = schedule.wake.notified() => {}
         }
+    }
+}
+
+async fn fire(app: &App, due: Vec<DeadlineKey>) -> Result<usize, Problem> {
+    let live = app.live.clone();
+    app.writer.write(move |tx| sla::fire(tx, &live, due)).await
+}
+
+/// After a failed batch: each deadline in a command of its own, so one that cannot
+/// fire (a record the store cannot make sense of) does not hold back the others.
+/// One refused for a busy writer is kept to retry; one that fails is left in the
+/// store's due index, logged, for the next refill or start.
+async fn fire_one_by_one(app: &App, due: Vec<DeadlineKey>) {
+    let mut busy = false;
+    for key in due {
+        match fire(app, vec![key.clone()]).await {
+            Ok(_) => {}
+            Err(p) if p.status == 503 => {
+                busy = true;
+                app.live.deadlines.add(key);
+            }
+            Err(p) => {
+                let (at_ms, fulfillment, stage) = &key;
+                tracing::error!(%fulfillment, stage, at_ms, detail = %p.detail, "deadline could not fire");
+            }
+        }
+    }
+    if busy {
+        tokio::time::sleep(Duration::from_millis(IDLE_WAKE_MS)).await;
     }
 }
 

@@ -164,16 +164,10 @@ fn save_breach(tx: &mut Tx<'_>, b: &Breach) -> Result<(), Problem> {
 /// was taken, or it already fired) is skipped. Returns how many breached.
 pub fn fire(tx: &mut Tx<'_>, live: &Arc<Live>, due: Vec<DeadlineKey>) -> Result<usize, Problem> {
     let mut breached = 0;
+    // A failure abandons the whole batch (a deadline may have written part of its
+    // breach); the SLA timer then fires them one by one (`crate::sla`).
     for (at, fulfillment, stage) in due {
-        match fire_one(tx, live, at, &fulfillment, stage) {
-            Ok(fired) => breached += fired as usize,
-            // One inconsistent fulfillment must not stop every other deadline (and
-            // every write batched with them): it is logged and left.
-            Err(p) if !p.is_from_store() => {
-                tracing::error!(%fulfillment, stage, detail = %p.detail, "deadline could not fire");
-            }
-            Err(p) => return Err(p),
-        }
+        breached += fire_one(tx, live, at, &fulfillment, stage)? as usize;
     }
     Ok(breached)
 }

@@ -170,7 +170,11 @@ impl Writer {
         let job: Job = Box::new(move |tx: &mut Tx<'_>| {
             let effects_before = tx.effects.len();
             let seq_before = tx.next_seq;
-            let outcome = command(tx);
+            // A command that panics must not take the writer down with it: it is
+            // answered 500 like any store-side failure, which abandons the batch,
+            // since the command may have written part of its change.
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| command(tx)))
+                .unwrap_or_else(|_| Err(Problem::internal("a store command failed unexpectedly")));
             if let Err(problem) = &outcome {
                 // A refused command leaves nothing behind, not even its effects.
                 tx.effects.truncate(effects_before);
@@ -267,13 +271,7 @@ impl WriterThread {
                 poisoned: None,
             };
             for job in batch.drain(..) {
-                // A command that panics must not take the writer down with it: its
-                // asker hears an error (its answer is dropped) and the batch is
-                // abandoned, since the command may have written part of its change.
-                match std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut tx))) {
-                    Ok(reply) => replies.push(reply),
-                    Err(_) => tx.poisoned = Some("a command panicked".into()),
-                }
+                replies.push(job(&mut tx));
             }
             (tx.next_seq, tx.effects, tx.poisoned)
             // The tables close here, writing their roots into the transaction.
@@ -356,7 +354,11 @@ mod tests {
             tx.event("test.half", "test", "s", json!({}))?;
             panic!("a bug in a command");
         });
-        assert!(panicked.is_err());
+        assert_eq!(
+            panicked.unwrap_err().status,
+            500,
+            "not a 503: retrying will not help"
+        );
         assert_eq!(
             event_count(&store),
             0,

@@ -374,3 +374,30 @@ fn deadlines_missed_while_down_fire_once_at_start_up() {
     assert_eq!(fired, ["ack", "ship"]);
     d.stop_and_check();
 }
+
+/// A deadline the store cannot make sense of (its fulfillment's order is gone)
+/// fails its batch; the others due with it still fire, one by one.
+#[test]
+fn a_deadline_that_cannot_fire_does_not_hold_back_the_others() {
+    let ops = FakeReceiver::start(&[]);
+    let d = with_alerts(&ops);
+    let c = d.client();
+    supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
+    add_sku(&c, "x", &[("acme", 10, 5)]);
+    let order = place(&c, "k");
+    let ghost = (T0_MS + ACK_S * 1000 - 1, "ful_ghost".to_owned(), 0u8);
+    let key = ghost.clone();
+    d.app
+        .writer
+        .write_blocking(move |tx| -> Result<(), marketd::problem::Problem> {
+            tx.t.fulfillments.insert("ful_ghost", "ord_ghost")?;
+            tx.t.deadlines.insert((key.0, key.1.as_str(), key.2), ())?;
+            Ok(())
+        })
+        .unwrap();
+    d.app.live.deadlines.add(ghost);
+    d.clock.advance_ms(ACK_S * 1000);
+    let alert = &alerts_of(&ops, 1, "sla.breached")[0];
+    assert_eq!(alert["data"]["fulfillment"], order["fulfillments"][0]["id"]);
+    assert_eq!(breaches(&c, true).len(), 1);
+}
