@@ -29,8 +29,8 @@ pub struct NewOrder {
     pub ship_to: Address,
     /// (sku, qty) in the order the storefront sent them.
     pub lines: Vec<(String, u32)>,
-    /// The units taken in the reservation table for these lines.
-    /// The units taken for it; given back unless the order commits.
+    /// The units taken in the reservation table for these lines; given back unless
+    /// the order commits.
     pub taken: Taken,
 }
 
@@ -129,10 +129,17 @@ pub fn place_order(tx: &mut Tx<'_>, live: &Arc<Live>, new: NewOrder) -> Result<P
         candidates.get(sku).cloned().unwrap_or_default()
     });
     if !routed.unplaced.is_empty() {
-        let report: Vec<_> = routed
-            .unplaced
+        // One entry per SKU, however many lines named it.
+        let mut short_by_sku: Vec<(&str, u32)> = Vec::new();
+        for (sku, short) in &routed.unplaced {
+            match short_by_sku.iter_mut().find(|(s, _)| s == sku) {
+                Some((_, total)) => *total += short,
+                None => short_by_sku.push((sku, *short)),
+            }
+        }
+        let report: Vec<_> = short_by_sku
             .iter()
-            .map(|(sku, short)| {
+            .map(|&(sku, short)| {
                 let requested: u32 = wants.iter().filter(|w| w.sku == sku).map(|w| w.qty).sum();
                 json!({"sku": sku, "requested": requested, "available": requested - short})
             })

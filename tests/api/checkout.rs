@@ -319,6 +319,33 @@ fn orders_answered_before_a_crash_survive_it_exactly_once() {
     drop(d);
 }
 
+/// A refusal names each short SKU once, with everything its lines asked for.
+#[test]
+fn a_refusal_sums_the_lines_of_one_sku() {
+    let d = Daemon::start();
+    let c = d.client();
+    let web = c.with_token(Some(&seed(&c, "tent", 5, 0)));
+    let lines = json!([{"sku": "tent", "qty": 2}, {"sku": "tent", "qty": 1}]);
+    let res = web
+        .post(
+            "/v1/reservations",
+            &json!({"channel": "web", "lines": lines}),
+        )
+        .expect(201);
+    c.post(
+        "/v1/suppliers/acme/stock",
+        &json!({"items": [{"sku": "tent", "on_hand": 1}]}),
+    )
+    .expect(200);
+    let body = json!({"channel": "web", "reservation": res["id"], "customer": {"ref": "c"},
+        "ship_to": ship_to()});
+    let refused = web.order("k", &body).problem(409, "insufficient-stock");
+    assert_eq!(
+        refused["lines"],
+        json!([{"sku": "tent", "requested": 3, "available": 1}])
+    );
+}
+
 /// An order refused after its reservation was claimed leaves the reservation as it
 /// was: a refused request changes nothing.
 #[test]

@@ -2,6 +2,7 @@
 //! daemon's machine (where `marketd backup` runs).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use hyper::{Response, StatusCode};
@@ -12,6 +13,7 @@ use super::Call;
 use crate::clock::format_rfc3339;
 use crate::http::io::{self, Body};
 use crate::problem::Problem;
+use crate::server::App;
 use crate::store::{StoreError, backup};
 
 #[derive(Deserialize)]
@@ -50,9 +52,8 @@ pub async fn run(call: Call) -> Result<Response<Body>, Problem> {
     }
     let (db, target, running) = (app.store.database().clone(), to.clone(), app.clone());
     let written = tokio::task::spawn_blocking(move || {
-        let written = backup::backup(&db, &target);
-        running.backup_running.store(false, Ordering::Release);
-        written
+        let _running = Running(running);
+        backup::backup(&db, &target)
     })
     .await
     .map_err(|e| Problem::internal(format!("backup task failed: {e}")))?
@@ -68,4 +69,13 @@ pub async fn run(call: Call) -> Result<Response<Body>, Problem> {
         &json!({"to": to, "entries": written.entries, "bytes": written.bytes,
         "at": format_rfc3339(app.clock.now_ms())}),
     ))
+}
+
+/// Lets the next backup start however this one ends, a panic included.
+struct Running(Arc<App>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.backup_running.store(false, Ordering::Release);
+    }
 }
