@@ -1,4 +1,5 @@
-//! The command line: `marketd serve`, `marketd ctl …`, `marketd check`.
+//! The command line: `marketd serve`, `marketd ctl …`, `marketd check`,
+//! `marketd backup`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

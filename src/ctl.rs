@@ -49,7 +49,7 @@ pub struct CtlArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum CtlCommand {
-    /// Suppliers: add, list, show, approve, suspend, rotate-secret.
+    /// Suppliers: add, list, show, approve, suspend, rotate-secret, scorecard.
     Suppliers {
         #[command(subcommand)]
         cmd: SupplierCmd,

@@ -108,8 +108,9 @@ pub struct Live {
     next_channel_slot: AtomicU32,
     channel_keys: papaya::HashMap<[u8; 32], Arc<str>>,
     listings: papaya::HashMap<(String, String), String>,
-    /// Every supplier as last committed (at most `limits.suppliers_max`): where the
-    /// dispatcher sends and what inbound webhooks are checked against.
+    /// Every supplier in the store, as last committed: where the dispatcher sends
+    /// and what inbound webhooks are checked against. New ones stop at
+    /// `limits.suppliers_max`; a store that already holds more keeps them all.
     suppliers: papaya::HashMap<String, Arc<Supplier>>,
 }
 
