@@ -351,8 +351,7 @@ impl Checker<'_> {
         for (_, id) in indexed {
             self.fail(format!("due index names delivery {id} that is not pending"));
         }
-        let failed = self.txn.open_table(tables::FAILED_DELIVERIES)?;
-        for entry in failed.iter()? {
+        for entry in failed_index.iter()? {
             let (k, _) = entry?;
             let d = outbox
                 .get(k.value())?
@@ -387,15 +386,12 @@ impl Checker<'_> {
                 continue;
             };
             use crate::domain::FulfillmentStatus as F;
-            let (due_ms, waiting) = match stage {
-                Stage::Ack => (f.ack_by_ms, f.status == F::Routed),
-                Stage::Ship => (f.ship_by_ms, f.status.holds_allocation()),
-                Stage::Deliver => (
-                    f.deliver_by_ms,
-                    matches!(f.status, F::Routed | F::Acknowledged | F::Shipped),
-                ),
+            let waiting = match stage {
+                Stage::Ack => f.status == F::Routed,
+                Stage::Ship => f.status.holds_allocation(),
+                Stage::Deliver => matches!(f.status, F::Routed | F::Acknowledged | F::Shipped),
             };
-            if due_ms != at_ms || !waiting {
+            if f.deadline_ms(stage) != at_ms || !waiting {
                 self.fail(format!(
                     "{id} has a {} deadline but is {}",
                     stage.as_str(),

@@ -173,7 +173,7 @@ impl Config {
                 .map_err(|p| ConfigError::Invalid(p.detail))?;
         }
         if let Some(secret) = &self.alerts_secret
-            && crate::secret::sign_webhook(secret, "check", 0, b"").is_none()
+            && !crate::secret::is_webhook_secret(secret)
         {
             return Err(ConfigError::Invalid(
                 "alerts_secret must be whsec_ followed by base64".into(),
@@ -230,6 +230,20 @@ mod tests {
         assert!(why.contains("limits.connections_max"), "{why}");
         c.limits.connections_max = 4_096;
         c.limits.reservations_max = 1 << 30; // 64 GiB of slots
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn validate_wants_a_whsec_alerts_secret() {
+        let mut c = Config {
+            alerts_url: Some("http://127.0.0.1:9100/alerts".into()),
+            alerts_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_ok());
+        c.alerts_secret = Some("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into());
+        assert!(c.validate().is_err());
+        c.alerts_secret = Some("whsec_not base64!".into());
         assert!(c.validate().is_err());
     }
 }

@@ -67,8 +67,17 @@ pub fn verify_webhook(
         .any(|given| expected.iter().any(|want| constant_time_eq(&given, want)))
 }
 
+/// Whether `secret` is `whsec_` followed by base64, the form signing needs.
+pub fn is_webhook_secret(secret: &str) -> bool {
+    webhook_key(secret).is_some()
+}
+
+fn webhook_key(secret: &str) -> Option<Vec<u8>> {
+    STANDARD.decode(secret.strip_prefix("whsec_")?).ok()
+}
+
 fn webhook_mac(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
-    let key = STANDARD.decode(secret.strip_prefix("whsec_")?).ok()?;
+    let key = webhook_key(secret)?;
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).ok()?;
     mac.update(id.as_bytes());
     mac.update(b".");

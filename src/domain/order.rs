@@ -235,6 +235,15 @@ impl Fulfillment {
             deliver_by: format_rfc3339(self.deliver_by_ms),
         }
     }
+
+    /// When `stage` is due.
+    pub fn deadline_ms(&self, stage: super::Stage) -> Millis {
+        match stage {
+            super::Stage::Ack => self.ack_by_ms,
+            super::Stage::Ship => self.ship_by_ms,
+            super::Stage::Deliver => self.deliver_by_ms,
+        }
+    }
 }
 
 /// A step a supplier (or the operator) asks a fulfillment to take.

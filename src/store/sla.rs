@@ -20,16 +20,8 @@ use crate::live::Live;
 use crate::problem::Problem;
 use crate::schedule::DeadlineKey;
 
-fn deadline_of(f: &Fulfillment, stage: Stage) -> Millis {
-    match stage {
-        Stage::Ack => f.ack_by_ms,
-        Stage::Ship => f.ship_by_ms,
-        Stage::Deliver => f.deliver_by_ms,
-    }
-}
-
 fn key(f: &Fulfillment, stage: Stage) -> DeadlineKey {
-    (deadline_of(f, stage), f.id.clone(), stage as u8)
+    (f.deadline_ms(stage), f.id.clone(), stage as u8)
 }
 
 /// Starts the clock on a new fulfillment: its acknowledgement deadline and its history record.
@@ -223,7 +215,7 @@ fn record_breach(
         order: order.id.clone(),
         supplier: f.supplier.clone(),
         stage,
-        deadline_ms: deadline_of(f, stage),
+        deadline_ms: f.deadline_ms(stage),
         detected_at_ms: tx.now_ms,
         closed_at_ms: None,
     };
