@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 
 use crate::clock::format_rfc3339;
 use crate::domain::{
-    Address, Channel, Customer, Deadlines, Delivery, Event, Fulfillment, Offer, Order, Sku,
-    Supplier, Tracking,
+    Address, Channel, Customer, Deadlines, Delivery, Event, Fulfillment, FulfillmentLine, Offer,
+    Order, OrderLine, Sku, Supplier, Tracking,
 };
 
 pub fn supplier(s: &Supplier, show_secret: bool) -> Value {
@@ -68,17 +68,10 @@ pub struct OrderView<'a> {
     updated_at: String,
     customer: &'a Customer,
     ship_to: &'a Address,
-    lines: Vec<OrderLineView<'a>>,
+    lines: &'a [OrderLine],
     total: u64,
     fulfillments: Vec<FulfillmentView<'a>>,
     unfulfillable: Vec<SkuQty<'a>>,
-}
-
-#[derive(Serialize)]
-struct OrderLineView<'a> {
-    sku: &'a str,
-    qty: u32,
-    price: u64,
 }
 
 #[derive(Serialize)]
@@ -92,17 +85,10 @@ struct FulfillmentView<'a> {
     id: &'a str,
     supplier: &'a str,
     status: &'static str,
-    lines: Vec<FulfillmentLineView<'a>>,
+    lines: &'a [FulfillmentLine],
     deadlines: Deadlines,
     reason: Option<&'a str>,
     tracking: Option<&'a Tracking>,
-}
-
-#[derive(Serialize)]
-struct FulfillmentLineView<'a> {
-    sku: &'a str,
-    supplier_sku: &'a str,
-    qty: u32,
 }
 
 fn fulfillment(f: &Fulfillment) -> FulfillmentView<'_> {
@@ -110,15 +96,7 @@ fn fulfillment(f: &Fulfillment) -> FulfillmentView<'_> {
         id: &f.id,
         supplier: &f.supplier,
         status: f.status.as_str(),
-        lines: f
-            .lines
-            .iter()
-            .map(|l| FulfillmentLineView {
-                sku: &l.sku,
-                supplier_sku: &l.supplier_sku,
-                qty: l.qty,
-            })
-            .collect(),
+        lines: &f.lines,
         deadlines: f.deadlines(),
         reason: f.ended_reason.as_deref(),
         tracking: f.tracking.as_ref(),
@@ -134,15 +112,7 @@ pub fn order(o: &Order) -> OrderView<'_> {
         updated_at: format_rfc3339(o.updated_at_ms),
         customer: &o.customer,
         ship_to: &o.ship_to,
-        lines: o
-            .lines
-            .iter()
-            .map(|l| OrderLineView {
-                sku: &l.sku,
-                qty: l.qty,
-                price: l.price,
-            })
-            .collect(),
+        lines: &o.lines,
         total: o.total,
         fulfillments: o.fulfillments.iter().map(fulfillment).collect(),
         unfulfillable: o
