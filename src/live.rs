@@ -45,40 +45,31 @@ pub struct Taken {
     live: Arc<Live>,
     lines: Vec<HeldLine>,
     hold: Option<HoldId>,
-    settled: bool,
 }
 
 impl Taken {
     pub fn new(live: Arc<Live>, lines: Vec<HeldLine>, hold: Option<HoldId>) -> Self {
-        Self {
-            live,
-            lines,
-            hold,
-            settled: false,
-        }
+        Self { live, lines, hold }
     }
 
     pub fn lines(&self) -> &[HeldLine] {
         &self.lines
     }
 
-    /// The order committed: its units are allocated, a claimed hold is freed.
+    /// The order committed: its units are allocated, a claimed hold is freed. Both
+    /// are taken out, so the drop that follows has nothing to give back.
     pub fn allocate(mut self) {
-        for line in &self.lines {
+        for line in std::mem::take(&mut self.lines) {
             self.live.table.allocate_taken(line.sku_slot, line.qty);
         }
-        if let Some(hold) = self.hold {
+        if let Some(hold) = self.hold.take() {
             self.live.table.finish_claim(hold);
         }
-        self.settled = true;
     }
 }
 
 impl Drop for Taken {
     fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
         match self.hold {
             Some(hold) => self.live.table.unclaim(hold),
             None => self.live.table.give_back_all(&self.lines),
