@@ -26,7 +26,7 @@ fn key(f: &Fulfillment, stage: Stage) -> DeadlineKey {
 
 /// Starts the clock on a new fulfillment: its acknowledgement deadline and its history record.
 pub fn track_new(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment) -> Result<(), Problem> {
-    arm(tx, live, f, Stage::Ack)?;
+    make_due(tx, live, f, Stage::Ack)?; // A new fulfillment has no breach yet.
     let record = FulfillmentRecord {
         status: f.status,
         created_at_ms: f.created_at_ms,
@@ -39,7 +39,7 @@ pub fn track_new(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment) -> Result<(
     save_record(tx, f, &record)
 }
 
-/// Puts a stage's deadline in the due index (and, once committed, the schedule).
+/// Makes a stage's deadline due unless it already passed and fired.
 /// A fulfillment has one pending deadline at a time: the next stage's is armed when
 /// the step before it is taken or its deadline fires (SLAs are ordered
 /// ack ≤ ship ≤ deliver), so a million fulfillments are a million entries.
@@ -47,6 +47,16 @@ fn arm(tx: &mut Tx<'_>, live: &Arc<Live>, f: &Fulfillment, stage: Stage) -> Resu
     if tx.t.breaches.get((f.id.as_str(), stage as u8))?.is_some() {
         return Ok(()); // It passed already, and fired.
     }
+    make_due(tx, live, f, stage)
+}
+
+/// Puts a stage's deadline in the due index, and once committed in the schedule.
+fn make_due(
+    tx: &mut Tx<'_>,
+    live: &Arc<Live>,
+    f: &Fulfillment,
+    stage: Stage,
+) -> Result<(), Problem> {
     let k = key(f, stage);
     tx.t.deadlines.insert((k.0, k.1.as_str(), k.2), ())?;
     let live = live.clone();
@@ -131,22 +141,18 @@ fn close_breach(tx: &mut Tx<'_>, f: &Fulfillment, stage: Stage) -> Result<(), Pr
     save_breach(tx, &breach)
 }
 
-/// Stores a breach and keeps its supplier's open count in step: an open breach
-/// counts one, a closed one none.
+/// Stores a breach that just opened (a new one) or just closed (an open one), and
+/// keeps its supplier's open count in step.
 fn save_breach(tx: &mut Tx<'_>, b: &Breach) -> Result<(), Problem> {
     let key = (b.fulfillment.as_str(), b.stage as u8);
-    let was_open = decode_opt::<Breach>(tx.t.breaches.get(key)?)?
-        .is_some_and(|old| old.closed_at_ms.is_none());
     tx.t.breaches.insert(key, codec::encode(b).as_slice())?;
-    let is_open = b.closed_at_ms.is_none();
     let count =
         tx.t.open_breaches
             .get(b.supplier.as_str())?
             .map_or(0, |v| v.value());
-    let count = match (was_open, is_open) {
-        (false, true) => count + 1,
-        (true, false) => count.saturating_sub(1),
-        _ => count,
+    let count = match b.closed_at_ms {
+        None => count + 1,
+        Some(_) => count.saturating_sub(1),
     };
     tx.t.open_breaches.insert(b.supplier.as_str(), count)?;
     Ok(())
