@@ -2,7 +2,7 @@
 
 use std::ops::Bound;
 
-use redb::{ReadTransaction, TableDefinition};
+use redb::{Key, ReadTransaction, TableDefinition};
 use serde::de::DeserializeOwned;
 
 use super::{codec, tables};
@@ -21,16 +21,29 @@ pub fn page<T: DeserializeOwned>(
     limit: usize,
     keep: impl Fn(&T) -> bool,
 ) -> Result<(Vec<T>, Option<String>), Problem> {
+    page_by(txn, table, cursor, limit, keep, str::to_owned)
+}
+
+/// [`page`] for any key: `owned` turns the last key looked at into the cursor
+/// handed back.
+fn page_by<K: Key + 'static, C, T: DeserializeOwned>(
+    txn: &ReadTransaction,
+    table: TableDefinition<K, &[u8]>,
+    cursor: Option<K::SelfType<'_>>,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+    owned: impl Fn(K::SelfType<'_>) -> C,
+) -> Result<(Vec<T>, Option<C>), Problem> {
     let t = txn.open_table(table)?;
     let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
     let mut items = Vec::new();
     let mut last_key = None;
-    for (scanned, entry) in t.range::<&str>((start, Bound::Unbounded))?.enumerate() {
+    for (scanned, entry) in t.range((start, Bound::Unbounded))?.enumerate() {
         if items.len() == limit || scanned == PAGE_SCAN_MAX {
             return Ok((items, last_key));
         }
         let (k, v) = entry?;
-        last_key = Some(k.value().to_owned());
+        last_key = Some(owned(k.value()));
         let record: T = codec::decode(v.value())?;
         if keep(&record) {
             items.push(record);
@@ -191,24 +204,6 @@ pub fn breaches(
     limit: usize,
     keep: impl Fn(&Breach) -> bool,
 ) -> Result<BreachPage, Problem> {
-    let t = txn.open_table(tables::BREACHES)?;
-    let start = cursor.map_or(Bound::Unbounded, Bound::Excluded);
-    let mut items = Vec::new();
-    let mut last = None;
-    for (scanned, entry) in t
-        .range::<(&str, u8)>((start, Bound::Unbounded))?
-        .enumerate()
-    {
-        if items.len() == limit || scanned == PAGE_SCAN_MAX {
-            return Ok((items, last));
-        }
-        let (k, v) = entry?;
-        let (fulfillment, stage) = k.value();
-        last = Some((fulfillment.to_owned(), stage));
-        let breach: Breach = codec::decode(v.value())?;
-        if keep(&breach) {
-            items.push(breach);
-        }
-    }
-    Ok((items, None))
+    let owned = |(fulfillment, stage): (&str, u8)| (fulfillment.to_owned(), stage);
+    page_by(txn, tables::BREACHES, cursor, limit, keep, owned)
 }
