@@ -32,8 +32,8 @@ pub struct Limits {
     pub connections_max: usize,
     /// Lines in one reservation, order or stock upload.
     pub lines_max: usize,
-    /// How long shutdown waits for in-flight requests, and then for outbound
-    /// webhooks on their way.
+    /// How long shutdown waits, from the signal, for in-flight requests and for
+    /// outbound webhooks on their way.
     pub drain_timeout_s: u64,
     /// How long a connection may take to send a request head, or sit idle between
     /// requests, before it is closed (and its place freed).

@@ -130,9 +130,10 @@ pub async fn run(config: Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Serves `app` on `listener` with its background tasks until `shutdown`, then
-/// drains HTTP, lets the webhooks in flight finish and be recorded (so they are not
-/// sent again after a restart), and commits what the writer still holds.
+/// Serves `app` on `listener` with its background tasks until `shutdown`; then,
+/// within one `drain_timeout_s` from the signal, drains HTTP and lets the webhooks
+/// in flight finish and be recorded (so they are not sent again after a restart),
+/// and commits what the writer still holds.
 pub async fn serve_app(
     app: Arc<App>,
     listener: TcpListener,
@@ -145,10 +146,23 @@ pub async fn serve_app(
         tokio::spawn(crate::sla::run(app.clone())),
         tokio::spawn(prune_old_records(app.clone())),
     ];
+    let signalled_at = std::sync::OnceLock::new();
+    let shutdown = async {
+        shutdown.await;
+        let _ = signalled_at.set(tokio::time::Instant::now());
+        let _ = stop_dispatch.send(true); // No new webhooks from here on.
+    };
     http::serve(listener, app.clone(), shutdown).await;
-    let _ = stop_dispatch.send(true);
     let drain = Duration::from_secs(app.config.limits.drain_timeout_s);
-    if tokio::time::timeout(drain, &mut dispatcher).await.is_err() {
+    let drain_until = signalled_at
+        .get()
+        .copied()
+        .unwrap_or_else(tokio::time::Instant::now)
+        + drain;
+    if tokio::time::timeout_at(drain_until, &mut dispatcher)
+        .await
+        .is_err()
+    {
         // Whatever is still in flight is sent again after the restart.
         tracing::warn!("webhooks still in flight after the drain deadline");
         dispatcher.abort();
