@@ -201,6 +201,12 @@ impl Query {
 }
 
 /// `{"items": [...], "next_cursor": ...}`.
-pub fn page<T: serde::Serialize>(items: Vec<T>, next_cursor: Option<String>) -> Value {
-    serde_json::json!({"items": items, "next_cursor": next_cursor})
+#[derive(serde::Serialize)]
+pub struct Page<T> {
+    items: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+pub fn page<T: serde::Serialize>(items: Vec<T>, next_cursor: Option<String>) -> Page<T> {
+    Page { items, next_cursor }
 }

@@ -115,8 +115,12 @@ fn require_supplier(tx: &Tx<'_>, id: &str) -> Result<Supplier, Problem> {
     get_supplier(tx, id)?.ok_or_else(|| Problem::not_found(format!("no supplier {id:?}")))
 }
 
-fn require_sku(tx: &Tx<'_>, sku: &str) -> Result<Sku, Problem> {
-    decode_opt(tx.t.skus.get(sku)?)?.ok_or_else(|| Problem::not_found(format!("no SKU {sku:?}")))
+/// Refuses (404) a SKU the catalog does not have.
+fn require_sku(tx: &Tx<'_>, id: &str) -> Result<(), Problem> {
+    match sku(tx, id)? {
+        Some(_) => Ok(()),
+        None => Err(Problem::not_found(format!("no SKU {id:?}"))),
+    }
 }
 
 fn save_supplier(tx: &mut Tx<'_>, live: &Arc<Live>, s: &Supplier) -> Result<(), Problem> {
