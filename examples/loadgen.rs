@@ -104,13 +104,10 @@ enum Scenario {
 
 impl Scenario {
     /// The name as given on the command line.
-    fn name(self) -> &'static str {
-        match self {
-            Self::Setup => "setup",
-            Self::Reserve => "reserve",
-            Self::Order => "order",
-            Self::Webhook => "webhook",
-        }
+    fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
     }
 }
 
