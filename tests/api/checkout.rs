@@ -319,19 +319,15 @@ fn orders_answered_before_a_crash_survive_it_exactly_once() {
     drop(d);
 }
 
-/// A refusal names each short SKU once, with everything its lines asked for.
-#[test]
-fn a_refusal_sums_the_lines_of_one_sku() {
+/// SKU tent with 5 units, a reservation of `lines` of it, then the supplier reports
+/// 1 unit: ordering the reservation is refused. Returns the daemon, the operator's
+/// and the channel's clients, the refused order's body and the refusal.
+fn refused_after_stock_drops(lines: Value) -> (Daemon, Client, Client, Value, Value) {
     let d = Daemon::start();
     let c = d.client();
     let web = c.with_token(Some(&seed(&c, "tent", 5, 0)));
-    let lines = json!([{"sku": "tent", "qty": 2}, {"sku": "tent", "qty": 1}]);
-    let res = web
-        .post(
-            "/v1/reservations",
-            &json!({"channel": "web", "lines": lines}),
-        )
-        .expect(201);
+    let reservation = json!({"channel": "web", "lines": lines});
+    let res = web.post("/v1/reservations", &reservation).expect(201);
     c.post(
         "/v1/suppliers/acme/stock",
         &json!({"items": [{"sku": "tent", "on_hand": 1}]}),
@@ -340,6 +336,14 @@ fn a_refusal_sums_the_lines_of_one_sku() {
     let body = json!({"channel": "web", "reservation": res["id"], "customer": {"ref": "c"},
         "ship_to": ship_to()});
     let refused = web.order("k", &body).problem(409, "insufficient-stock");
+    (d, c, web, body, refused)
+}
+
+/// A refusal names each short SKU once, with everything its lines asked for.
+#[test]
+fn a_refusal_sums_the_lines_of_one_sku() {
+    let lines = json!([{"sku": "tent", "qty": 2}, {"sku": "tent", "qty": 1}]);
+    let (_d, _c, _web, _body, refused) = refused_after_stock_drops(lines);
     assert_eq!(
         refused["lines"],
         json!([{"sku": "tent", "requested": 3, "available": 1}])
@@ -350,19 +354,9 @@ fn a_refusal_sums_the_lines_of_one_sku() {
 /// was: a refused request changes nothing.
 #[test]
 fn a_refused_order_keeps_its_reservation() {
-    let d = Daemon::start();
-    let c = d.client();
-    let web = c.with_token(Some(&seed(&c, "tent", 5, 0)));
-    let res = web.reserve("web", "tent", 2, None).expect(201);
     // The supplier's report drops below what is held: routing can no longer cover it.
-    c.post(
-        "/v1/suppliers/acme/stock",
-        &json!({"items": [{"sku": "tent", "on_hand": 1}]}),
-    )
-    .expect(200);
-    let body = json!({"channel": "web", "reservation": res["id"], "customer": {"ref": "c"},
-        "ship_to": ship_to()});
-    let refused = web.order("k", &body).problem(409, "insufficient-stock");
+    let lines = json!([{"sku": "tent", "qty": 2}]);
+    let (_d, c, web, body, refused) = refused_after_stock_drops(lines);
     assert_eq!(
         refused["lines"],
         json!([{"sku": "tent", "requested": 2, "available": 1}])

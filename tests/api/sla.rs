@@ -40,6 +40,18 @@ fn place(c: &Client, key: &str) -> Value {
         .expect(201)
 }
 
+/// A daemon alerting `ops`; supplier acme (only alerted about when silent) offering
+/// SKU x; one order for it. Returns the daemon, the operator's client, acme's
+/// webhook secret and the order.
+fn acme_with_one_order(ops: &FakeReceiver) -> (InProc, Client, String, Value) {
+    let d = with_alerts(ops);
+    let c = d.client();
+    let secret = supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
+    add_sku(&c, "x", &[("acme", 10, 5)]);
+    let order = place(&c, "k");
+    (d, c, secret, order)
+}
+
 fn breaches(c: &Client, open: bool) -> Vec<Value> {
     let q = if open { "?open=true" } else { "" };
     c.get(&format!("/v1/sla/breaches{q}")).expect(200)["items"]
@@ -59,11 +71,7 @@ fn alerts_of(ops: &FakeReceiver, n: usize, kind: &str) -> Vec<Value> {
 #[test]
 fn an_unacknowledged_fulfillment_breaches_once_at_ack_by() {
     let ops = FakeReceiver::start(&[]);
-    let d = with_alerts(&ops);
-    let c = d.client();
-    supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
-    add_sku(&c, "x", &[("acme", 10, 5)]);
-    let order = place(&c, "k");
+    let (d, c, _, order) = acme_with_one_order(&ops);
     let fid = order["fulfillments"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         order["fulfillments"][0]["deadlines"]["ack_by"],
@@ -122,11 +130,7 @@ fn an_unacknowledged_fulfillment_breaches_once_at_ack_by() {
 #[test]
 fn steps_taken_in_time_breach_nothing_and_late_ones_breach_their_stage() {
     let ops = FakeReceiver::start(&[]);
-    let d = with_alerts(&ops);
-    let c = d.client();
-    let secret = supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
-    add_sku(&c, "x", &[("acme", 10, 5)]);
-    let order = place(&c, "k");
+    let (d, c, secret, order) = acme_with_one_order(&ops);
     let fid = order["fulfillments"][0]["id"].clone();
     d.clock.advance_ms(ACK_S * 1000 - 1_000);
     d.supplier_webhook(
@@ -380,11 +384,7 @@ fn deadlines_missed_while_down_fire_once_at_start_up() {
 #[test]
 fn a_deadline_that_cannot_fire_does_not_hold_back_the_others() {
     let ops = FakeReceiver::start(&[]);
-    let d = with_alerts(&ops);
-    let c = d.client();
-    supplier(&c, "acme", "http://127.0.0.1:9/h", "alert");
-    add_sku(&c, "x", &[("acme", 10, 5)]);
-    let order = place(&c, "k");
+    let (d, c, _, order) = acme_with_one_order(&ops);
     let ghost = (T0_MS + ACK_S * 1000 - 1, "ful_ghost".to_owned(), 0u8);
     let key = ghost.clone();
     d.app
