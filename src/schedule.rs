@@ -4,7 +4,8 @@
 //! store no longer has (its step was taken) is skipped when it fires.
 //!
 //! Invariant: every deadline in the store below `limit` is in the set (or being
-//! fired). Deadlines at or above `limit` may be only in the store; they are loaded
+//! fired), but for one whose firing failed on an inconsistent record, which the
+//! SLA timer logs and leaves to the next refill or start. Deadlines at or above `limit` may be only in the store; they are loaded
 //! by a refill once the set runs dry. No limit means the set holds them all.
 
 use std::collections::BTreeSet;

@@ -66,8 +66,9 @@ async fn fire(app: &App, due: Vec<DeadlineKey>) -> Result<usize, Problem> {
 
 /// After a failed batch: each deadline in a command of its own, so one that cannot
 /// fire (a record the store cannot make sense of) does not hold back the others.
-/// One refused for a busy writer is kept to retry; one that fails is left in the
-/// store's due index, logged, for the next refill or start.
+/// One answered 503 (a busy writer, or a batch another command abandoned) is kept
+/// to retry; one whose own firing fails is logged and left in the store's due
+/// index only, where the next refill that reaches it, or the next start, finds it.
 async fn fire_one_by_one(app: &App, due: Vec<DeadlineKey>) {
     let mut busy = false;
     for key in due {

@@ -180,14 +180,19 @@ impl Writer {
                 tx.effects.truncate(effects_before);
                 if problem.is_store_failure() {
                     tx.poisoned = Some(problem.detail.clone());
-                } else {
-                    debug_assert_eq!(tx.next_seq, seq_before, "a refused command wrote events");
+                } else if tx.next_seq != seq_before {
+                    // A refusal must come before any write; this one did not.
+                    tracing::error!(detail = %problem.detail, "a refused command wrote events");
+                    tx.poisoned = Some("a refused command wrote events".into());
                 }
             }
             Box::new(move |committed: Result<(), &StoreError>| {
-                let answer = match committed {
-                    Ok(()) => outcome,
-                    Err(e) => Err(Problem::internal(e.to_string())),
+                let answer = match (committed, outcome) {
+                    (Ok(()), outcome) => outcome,
+                    // A command that failed (or refused) hears its own answer.
+                    (Err(_), Err(own)) => Err(own),
+                    // The others lost nothing but this batch: they may try again.
+                    (Err(e), _) => Err(Problem::busy(format!("{e}; nothing was written"))),
                 };
                 let _ = answer_tx.send(answer); // The asker may have gone; that is fine.
             })
@@ -368,6 +373,36 @@ mod tests {
             .write_blocking(|tx| tx.event("test.after", "test", "s", json!({})).map(|_| ()))
             .unwrap();
         assert_eq!(event_count(&store), 1);
+    }
+
+    #[test]
+    fn the_others_in_an_abandoned_batch_hear_they_may_retry() {
+        let (_dir, store, writer) = writer();
+        // The first command holds the writer so the next two share one batch.
+        let (started_tx, started) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        let first = writer
+            .submit(move |_tx| {
+                started_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                Ok::<_, Problem>(())
+            })
+            .unwrap();
+        started.recv().unwrap();
+        let kept = writer
+            .submit(|tx| tx.event("test.kept", "test", "s", json!({})).map(|_| ()))
+            .unwrap();
+        let failing = writer
+            .submit(|_tx| -> Result<(), Problem> { Err(Problem::internal("inconsistent")) })
+            .unwrap();
+        go.send(()).unwrap();
+        first.blocking_recv().unwrap().unwrap();
+        assert_eq!(
+            failing.blocking_recv().unwrap().unwrap_err().detail,
+            "inconsistent"
+        );
+        assert_eq!(kept.blocking_recv().unwrap().unwrap_err().status, 503);
+        assert_eq!(event_count(&store), 0);
     }
 
     #[test]

@@ -400,4 +400,12 @@ fn a_deadline_that_cannot_fire_does_not_hold_back_the_others() {
     let alert = &alerts_of(&ops, 1, "sla.breached")[0];
     assert_eq!(alert["data"]["fulfillment"], order["fulfillments"][0]["id"]);
     assert_eq!(breaches(&c, true).len(), 1);
+    // Its batch was abandoned whole: the deadline is still due in the store.
+    let txn = d.app.store.read().unwrap();
+    let due = txn.open_table(marketd::store::tables::DEADLINES).unwrap();
+    assert!(
+        due.get((T0_MS + ACK_S * 1000 - 1, "ful_ghost", 0u8))
+            .unwrap()
+            .is_some()
+    );
 }

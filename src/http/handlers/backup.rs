@@ -50,9 +50,13 @@ pub async fn run(call: Call) -> Result<Response<Body>, Problem> {
     {
         return Err(Problem::busy("a backup is already running"));
     }
-    let (db, target, running) = (app.store.database().clone(), to.clone(), app.clone());
+    let (db, target, running) = (
+        app.store.database().clone(),
+        to.clone(),
+        Running(app.clone()),
+    );
     let written = tokio::task::spawn_blocking(move || {
-        let _running = Running(running);
+        let _running = running;
         backup::backup(&db, &target)
     })
     .await
